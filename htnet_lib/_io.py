@@ -1,0 +1,83 @@
+"""Small shared helpers: one error type that names the file and the field, atomic writes, provenance."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class HTNetInputError(ValueError):
+    """Bad input. The message always names the file (or params source) and the field at fault."""
+
+    def __init__(self, source: str | os.PathLike | None, field: str | None, problem: str):
+        self.source = str(source) if source is not None else None
+        self.field = field
+        self.problem = problem
+        where = []
+        if self.source:
+            where.append(f"file {self.source}")
+        if field:
+            where.append(f"field '{field}'")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {problem}" if prefix else problem)
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+
+    Readers never see a half-written file and a killed process leaves the old file intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def git_revision(root: Path = REPO_ROOT) -> str:
+    """The project's git commit, with '+dirty' when the work tree has changes; 'unknown' outside git."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return rev + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def cache_dir() -> Path:
+    """Where derived, recomputable files go (landmark caches): $HTNET_CACHE_DIR or ~/.cache/htnet_lib."""
+    d = Path(os.environ.get("HTNET_CACHE_DIR") or Path.home() / ".cache" / "htnet_lib")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
