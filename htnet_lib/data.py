@@ -1,0 +1,301 @@
+"""The authors' preprocessed composite release (§4.1, Table 1): samples table, flow maps, faces, fingerprint, fetch, LOSO folds.
+
+The release (github.com/wangzhifengharrison/HTNet) holds, in its upstream layout:
+
+- `combined_3_class2_for_optical_flow.csv`: one row per sample (dataset, sub, filename_o, label, imagename, ...);
+- `datasets/STSNet_whole_norm_u_v_os/{sub}_{filename_o} .png` (note the space before `.png`): 28x28x3 8-bit maps;
+- `datasets/combined_datasets_whole/{imagename}`: 224x224 apex-frame faces.
+
+Flow-map channels, as `cv2.imread` returns them (BGR order): 0 = optical strain, 1 = vertical flow v, 2 = horizontal
+flow u. So the PNG's RGB order is (u, v, strain), as the folder name says. We established which flow channel is
+horizontal from the faces' left-right symmetry: over the 442 maps, the median correlation of a channel (minus its
+median) with its own left-right mirror image is -0.25 for channel 2 (anti-symmetric: horizontal motion of the two
+face halves points in opposite directions) and +0.67 for channel 1 (symmetric: vertical motion). `flow_channel_symmetry`
+recomputes this; a test pins it.
+
+The data directory is one setting: an explicit argument, else `$HTNET_DATA_DIR`, else `./data/htnet-release` under the
+project (where `python -m htnet_lib fetch` puts it).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from ._io import REPO_ROOT, HTNetInputError, atomic_write_json
+
+CSV_NAME = "combined_3_class2_for_optical_flow.csv"
+FLOW_DIR = "datasets/STSNet_whole_norm_u_v_os"
+FACE_DIR = "datasets/combined_datasets_whole"
+PREDICTIONS_NAME = "authors_predictions.json"
+ENV_VAR = "HTNET_DATA_DIR"
+DEFAULT_DIR = REPO_ROOT / "data" / "htnet-release"
+
+UPSTREAM_REPO = "wangzhifengharrison/HTNet"
+UPSTREAM_COMMIT = "91cf4bda0a2db50d638d46c04c5d7cf3b602d446"
+UPSTREAM_ZIP = f"https://codeload.github.com/{UPSTREAM_REPO}/zip/{UPSTREAM_COMMIT}"
+MANIFEST = Path(__file__).with_name("release_manifest.json")
+
+LABELS = {0: "negative", 1: "positive", 2: "surprise"}
+DATASETS = ("smic", "casme2", "samm")  # the paper's order (Table 2)
+DATASET_NAMES = {"smic": "SMIC-HS", "casme2": "CASME II", "samm": "SAMM"}
+FLOW_SHAPE = (28, 28, 3)
+FACE_SHAPE = (224, 224, 3)
+REQUIRED_COLUMNS = ("dataset", "sub", "filename_o", "label", "imagename")
+
+FETCH_HELP = (
+    "The HTNet release was not found at {where}. Either set {env} to a folder holding the authors' release "
+    "({csv} and datasets/), for example a clone of https://github.com/{repo}, or run `python -m htnet_lib fetch` "
+    "(needs internet) to download and verify it into {default}."
+)
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
+    """The release folder: `data_dir`, else $HTNET_DATA_DIR, else ./data/htnet-release. Raises with how to get it."""
+    chosen = data_dir or os.environ.get(ENV_VAR) or DEFAULT_DIR
+    path = Path(chosen).expanduser()
+    if not (path / CSV_NAME).is_file():
+        raise HTNetInputError(path / CSV_NAME, None, FETCH_HELP.format(
+            where=path, env=ENV_VAR, csv=CSV_NAME, repo=UPSTREAM_REPO, default=DEFAULT_DIR))
+    return path.resolve()
+
+
+def flow_name(sub: str, filename_o: str) -> str:
+    """The release's flow-map file name (with the upstream space before `.png`)."""
+    return f"{sub}_{filename_o} .png"
+
+
+def load_samples(data_dir: str | os.PathLike | None = None, check_files: bool = True) -> pd.DataFrame:
+    """The samples table (§4.1): one row per sample, in the CSV's order.
+
+    Columns: dataset, subject, sample, label (0 negative, 1 positive, 2 surprise), emotion, flow_path, face_path.
+    Raises `HTNetInputError` naming the file and field for a missing column, an unknown dataset, a label outside
+    0..2, a duplicate sample or (with `check_files`) a missing image.
+    """
+    root = resolve_data_dir(data_dir)
+    csv = root / CSV_NAME
+    try:
+        raw = pd.read_csv(csv, dtype=str, keep_default_na=False)  # str: SAMM subjects are "006", not 6
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        raise HTNetInputError(csv, None, f"not a readable CSV: {e}") from None
+    for col in REQUIRED_COLUMNS:
+        if col not in raw.columns:
+            raise HTNetInputError(csv, col, f"required column missing (columns present: {list(raw.columns)})")
+    if raw.empty:
+        raise HTNetInputError(csv, None, "no samples")
+    for col in REQUIRED_COLUMNS:
+        empty = raw.index[raw[col].str.strip() == ""]
+        if len(empty):
+            raise HTNetInputError(csv, col, f"empty value on data row {empty[0] + 1}")
+    bad_ds = raw.loc[~raw["dataset"].isin(DATASETS), "dataset"]
+    if len(bad_ds):
+        raise HTNetInputError(csv, "dataset", f"unknown dataset {bad_ds.iloc[0]!r} on data row {bad_ds.index[0] + 1} "
+                                               f"(known: {', '.join(DATASETS)})")
+    labels = pd.to_numeric(raw["label"], errors="coerce")
+    bad = raw.index[~labels.isin(list(LABELS))]
+    if len(bad):
+        raise HTNetInputError(csv, "label", f"label {raw['label'][bad[0]]!r} on data row {bad[0] + 1} is not 0, 1 or 2")
+    dup = raw.duplicated(["sub", "filename_o"], keep="first")
+    if dup.any():
+        r = raw[dup].iloc[0]
+        raise HTNetInputError(csv, "filename_o", f"duplicate sample {r['sub']}/{r['filename_o']}")
+    samples = pd.DataFrame({
+        "dataset": pd.Categorical(raw["dataset"], categories=DATASETS),
+        "subject": raw["sub"].astype(str),
+        "sample": raw["filename_o"].astype(str),
+        "label": labels.astype(np.int64),
+        "emotion": labels.map(LABELS),
+        "flow_path": [str(root / FLOW_DIR / flow_name(s, f)) for s, f in zip(raw["sub"], raw["filename_o"])],
+        "face_path": [str(root / FACE_DIR / n) for n in raw["imagename"]],
+    })
+    if check_files:
+        for col in ("flow_path", "face_path"):
+            missing = [p for p in samples[col] if not os.path.isfile(p)]
+            if missing:
+                raise HTNetInputError(missing[0], col, f"file missing ({len(missing)} of {len(samples)} missing)")
+    samples.attrs["data_dir"] = str(root)
+    return samples
+
+
+def _read_image(path: str, expected: tuple[int, int, int], field: str) -> np.ndarray:
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    if img is None:
+        kind = "missing" if not os.path.isfile(path) else "unreadable (not an image, or corrupt)"
+        raise HTNetInputError(path, field, f"image {kind}")
+    if img.shape != expected:
+        raise HTNetInputError(path, field, f"image shape {img.shape}, expected {expected}")
+    return img
+
+
+def load_flow_maps(samples: pd.DataFrame, progress: bool = False) -> np.ndarray:
+    """(N, 28, 28, 3) uint8 flow maps in OpenCV order (strain, v, u), raw 0..255, as the authors' code reads them."""
+    paths = samples["flow_path"].tolist()
+    it = tqdm(paths, desc="flow maps", disable=not progress)
+    return np.stack([_read_image(p, FLOW_SHAPE, "flow_path") for p in it])
+
+
+def load_face(path: str) -> np.ndarray:
+    """One 224x224 apex face as an RGB uint8 array."""
+    return cv2.cvtColor(_read_image(path, FACE_SHAPE, "face_path"), cv2.COLOR_BGR2RGB)
+
+
+def class_counts(samples: pd.DataFrame) -> pd.DataFrame:
+    """Table 1: subjects and samples per class, per dataset and in all."""
+    per = samples.pivot_table(index="dataset", columns="emotion", values="sample", aggfunc="count", observed=False)
+    per = per.reindex(columns=list(LABELS.values())).fillna(0).astype(int)
+    per.insert(0, "subjects", samples.groupby("dataset", observed=False)["subject"].nunique())
+    per["total"] = per[list(LABELS.values())].sum(axis=1)
+    per.loc["all"] = [samples["subject"].nunique(), *per[list(LABELS.values())].sum(), len(samples)]
+    per.index = [DATASET_NAMES.get(i, i) for i in per.index]
+    return per
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One leave-one-subject-out fold (§4.2): train on every other subject, test on `subject`."""
+
+    subject: str
+    dataset: str
+    train_idx: np.ndarray
+    test_idx: np.ndarray
+
+
+def loso_folds(samples: pd.DataFrame, subjects: tuple[str, ...] | list[str] = ()) -> list[Fold]:
+    """One fold per subject, in order of first appearance; `subjects` keeps only those (unknown names raise)."""
+    order = list(dict.fromkeys(samples["subject"]))
+    if subjects:
+        unknown = [s for s in subjects if s not in order]
+        if unknown:
+            raise HTNetInputError(None, "folds", f"no samples for subject(s) {unknown}; subjects are e.g. {order[:5]}")
+        order = [s for s in order if s in set(subjects)]
+    subj = samples["subject"].to_numpy()
+    ds = samples["dataset"].astype(str).to_numpy()
+    folds = []
+    for s in order:
+        test = np.flatnonzero(subj == s)
+        folds.append(Fold(s, ds[test[0]], np.flatnonzero(subj != s), test))
+    return folds
+
+
+def flow_channel_symmetry(maps: np.ndarray) -> dict[int, float]:
+    """Median correlation of each channel (minus its per-map median) with its left-right mirror image.
+
+    Horizontal flow on a face is anti-symmetric under a mirror (negative), vertical flow symmetric (positive).
+    """
+    out = {}
+    x = maps.astype(np.float64)
+    for c in range(x.shape[-1]):
+        ch = x[..., c] - np.median(x[..., c].reshape(len(x), -1), axis=1)[:, None, None]
+        a = ch.reshape(len(x), -1)
+        b = ch[:, :, ::-1].reshape(len(x), -1)
+        keep = a.std(axis=1) > 0
+        a, b = a[keep] - a[keep].mean(1, keepdims=True), b[keep] - b[keep].mean(1, keepdims=True)
+        corr = (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
+        out[c] = float(np.median(corr))
+    return out
+
+
+# ---------------------------------------------------------------- fingerprint, manifest, fetch
+
+def _release_files(root: Path) -> list[str]:
+    """Relative paths of the files that make up the release's data (CSV, flow maps, faces), sorted."""
+    files = [CSV_NAME]
+    for sub in (FLOW_DIR, FACE_DIR):
+        d = root / sub
+        if d.is_dir():
+            files += sorted(f"{sub}/{p.name}" for p in d.iterdir() if p.is_file())
+    return files
+
+
+def file_hashes(root: str | os.PathLike) -> dict[str, str]:
+    """sha256 of every release file, by relative path."""
+    root = Path(root)
+    return {rel: hashlib.sha256((root / rel).read_bytes()).hexdigest() for rel in _release_files(root)}
+
+
+def fingerprint(data_dir: str | os.PathLike | None = None) -> str:
+    """A short hash of the release's CSV, flow maps and faces: names results and caches derived from this data."""
+    hashes = file_hashes(resolve_data_dir(data_dir))
+    return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def write_manifest(data_dir: str | os.PathLike, path: Path = MANIFEST) -> Path:
+    """Record the checksums `verify_release` and `fetch` compare against (run once on a trusted copy)."""
+    root = resolve_data_dir(data_dir)
+    return atomic_write_json(path, {"upstream": UPSTREAM_REPO, "commit": UPSTREAM_COMMIT, "sha256": file_hashes(root)})
+
+
+def verify_release(data_dir: str | os.PathLike | None = None) -> dict[str, int]:
+    """Compare a release folder with the recorded checksums; raises naming the first file that differs."""
+    root = resolve_data_dir(data_dir)
+    expected: dict[str, str] = json.loads(MANIFEST.read_text())["sha256"]
+    for rel, digest in expected.items():
+        p = root / rel
+        if not p.is_file():
+            raise HTNetInputError(p, None, "missing from the release (compared with htnet_lib/release_manifest.json)")
+        if hashlib.sha256(p.read_bytes()).hexdigest() != digest:
+            raise HTNetInputError(p, None, "checksum differs from the authors' release")
+    n_flow = sum(r.startswith(FLOW_DIR) for r in expected)
+    n_face = sum(r.startswith(FACE_DIR) for r in expected)
+    return {"flow_maps": n_flow, "faces": n_face, "files": len(expected)}
+
+
+def fetch(dest: str | os.PathLike = DEFAULT_DIR, url: str = UPSTREAM_ZIP, timeout: float = 60.0) -> Path:
+    """Download the authors' release (a zip of the upstream commit), keep the data files, verify them, move into `dest`.
+
+    Nothing is left half-written: files go to a temporary folder beside `dest`, which is renamed only after every
+    checksum matches. Offline, raises with where to put the data by hand.
+    """
+    dest = Path(dest).expanduser().resolve()
+    if (dest / CSV_NAME).is_file():
+        verify_release(dest)
+        return dest
+    expected: dict[str, str] = json.loads(MANIFEST.read_text())["sha256"]
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            buf = io.BytesIO()
+            with tqdm(total=total, unit="B", unit_scale=True, desc="download release") as bar:
+                for chunk in iter(lambda: resp.read(1 << 20), b""):
+                    buf.write(chunk)
+                    bar.update(len(chunk))
+    except (urllib.error.URLError, OSError) as e:
+        raise HTNetInputError(url, None, f"download failed ({e}). " + FETCH_HELP.format(
+            where=dest, env=ENV_VAR, csv=CSV_NAME, repo=UPSTREAM_REPO, default=dest)) from None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        with zipfile.ZipFile(buf) as zf:
+            by_rel = {}
+            for name in zf.namelist():
+                rel = name.split("/", 1)[1] if "/" in name else name  # drop the archive's top folder
+                if rel in expected:
+                    by_rel[rel] = name
+            missing = sorted(set(expected) - set(by_rel))
+            if missing:
+                raise HTNetInputError(url, None, f"archive lacks {len(missing)} release files, e.g. {missing[0]}")
+            for rel, name in tqdm(by_rel.items(), desc="verify"):
+                data = zf.read(name)
+                if hashlib.sha256(data).hexdigest() != expected[rel]:
+                    raise HTNetInputError(f"{url}:{rel}", None, "checksum differs from the recorded release")
+                (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+                (tmp / rel).write_bytes(data)
+        os.replace(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return dest
+

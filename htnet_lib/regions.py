@@ -1,0 +1,169 @@
+"""The four facial regions (§3.1, §4.2): MTCNN landmarks on the apex face place four 14x14 crops of the flow map,
+assembled into the 28x28x3 model input (left-eye, right-eye over left-lip, right-lip areas).
+
+Two variants, one parameter (`variant`):
+
+- `official`: exactly what the authors' code does. The 224x224 face is read with OpenCV (BGR) and resized to 28x28
+  (INTER_AREA), and that BGR array goes to MTCNN, which expects RGB; when nothing is detected, fixed landmarks
+  (`OFFICIAL_FALLBACK`) are used; every coordinate is clamped to [7, 21] and truncated to int; the crop is
+  `flow[a-7:a+7, b-7:b+7]` with (a, b) = the landmark's (x, y), i.e. rows indexed by x (x and y swapped); the input is
+  [landmark 0 | landmark 1] over [landmark 3 | landmark 4] (the two eyes over the two mouth corners; the nose, landmark
+  2, is unused). The flow map keeps OpenCV's channel order (strain, v, u) and raw 0..255 values.
+- `corrected`: MTCNN on the full 224x224 RGB face padded by 25% on each side (every face in the release is then
+  found), landmarks scaled to the 28x28 map, rounded, clamped to [7, 21] so the crop stays inside, and cropped at
+  (row = y, col = x). Same assembly and channel order, so only the placement differs.
+
+Landmarks are computed once per variant and cached in a CSV named by the data's fingerprint (`cache_dir()`).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+import pandas as pd
+from einops import rearrange
+from tqdm.auto import tqdm
+
+from ._io import HTNetInputError, atomic_path, cache_dir
+from .data import fingerprint, load_face
+
+Variant = Literal["official", "corrected"]
+VARIANTS: tuple[str, ...] = ("official", "corrected")
+# The authors' fixed landmarks (x, y) on the 28x28 face, used when MTCNN finds no face.
+OFFICIAL_FALLBACK = np.array([[9.528073, 11.062551], [21.396168, 10.919773], [15.380184, 17.380562],
+                              [10.255435, 22.121233], [20.583706, 22.25584]])
+LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")  # MTCNN's order, as seen in the image
+REGION_LANDMARKS = ((0, 1), (3, 4))  # rows of the assembled input: eyes over mouth corners
+HALF = 7  # half the 14x14 region edge
+MAP_SIZE = 28
+PAD_FRACTION = 0.25
+
+
+def _mtcnn(device: str | None = None):
+    from facenet_pytorch import MTCNN  # imported lazily: it loads three networks
+
+    return MTCNN(margin=0, image_size=MAP_SIZE, select_largest=True, post_process=False, device=device or "cpu")
+
+
+def detect_official(face_bgr_224: np.ndarray, mtcnn) -> tuple[np.ndarray | None, np.ndarray]:
+    """The authors' detection: MTCNN on the BGR face resized to 28x28. Returns (raw landmarks or None, 28x28 input)."""
+    small = cv2.resize(face_bgr_224, (MAP_SIZE, MAP_SIZE), interpolation=cv2.INTER_AREA)
+    _, _, points = mtcnn.detect(small, landmarks=True)
+    return (None if points is None else np.asarray(points[0], dtype=np.float64)), small
+
+
+def detect_corrected(face_rgb_224: np.ndarray, mtcnn) -> np.ndarray | None:
+    """MTCNN on the RGB face padded by 25% per side; landmarks (x, y) in 28x28 map coordinates, or None."""
+    h, w = face_rgb_224.shape[:2]
+    pad = int(round(PAD_FRACTION * h))
+    padded = cv2.copyMakeBorder(face_rgb_224, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    _, _, points = mtcnn.detect(padded, landmarks=True)
+    if points is None:
+        return None
+    pts = np.asarray(points[0], dtype=np.float64) - pad
+    return pts * np.array([MAP_SIZE / w, MAP_SIZE / h])
+
+
+def detect_landmarks(samples: pd.DataFrame, variant: Variant = "official", device: str | None = None,
+                     progress: bool = True) -> pd.DataFrame:
+    """Five MTCNN landmarks per sample on the 28x28 map's scale (no cache). One call per image (facenet-pytorch #224).
+
+    Returns subject, sample, detected, x0, y0, ..., x4, y4 (raw detector output; the fallback where not detected).
+    """
+    if variant not in VARIANTS:
+        raise HTNetInputError(None, "regions", f"unknown variant {variant!r} (use one of {VARIANTS})")
+    mtcnn = _mtcnn(device)
+    rows = []
+    for subject, sample, path in tqdm(list(zip(samples["subject"], samples["sample"], samples["face_path"])),
+                                      desc=f"MTCNN landmarks ({variant})", disable=not progress):
+        if variant == "official":
+            bgr = cv2.imread(path, cv2.IMREAD_COLOR)
+            if bgr is None:
+                raise HTNetInputError(path, "face_path", "image missing or unreadable")
+            pts, _ = detect_official(bgr, mtcnn)
+        else:
+            pts = detect_corrected(load_face(path), mtcnn)
+        detected = pts is not None
+        pts = OFFICIAL_FALLBACK if pts is None else pts
+        row = {"subject": subject, "sample": sample, "detected": detected}
+        for i, (x, y) in enumerate(pts):
+            row[f"x{i}"], row[f"y{i}"] = float(x), float(y)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def landmarks(samples: pd.DataFrame, variant: Variant = "official", device: str | None = None,
+              progress: bool = True, cache: bool = True) -> pd.DataFrame:
+    """`detect_landmarks`, cached per variant and data fingerprint; rows follow `samples`."""
+    path = cache_path_for(variant, samples.attrs.get("data_dir"))
+    if cache and path.is_file():
+        cached = pd.read_csv(path, dtype={"subject": str, "sample": str})
+        merged = samples[["subject", "sample"]].merge(cached, on=["subject", "sample"], how="left", validate="1:1")
+        if not merged["detected"].isna().any():
+            return merged
+    result = detect_landmarks(samples, variant, device, progress)
+    if cache:
+        with atomic_path(path) as tmp:
+            result.to_csv(tmp, index=False)
+    return result
+
+
+def landmark_array(table: pd.DataFrame) -> np.ndarray:
+    """(N, 5, 2) landmark (x, y) array from a landmarks table."""
+    cols = [c for i in range(5) for c in (f"x{i}", f"y{i}")]
+    missing = [c for c in cols if c not in table.columns]
+    if missing:
+        raise HTNetInputError(None, missing[0], "landmarks table lacks this column")
+    return rearrange(table[cols].to_numpy(np.float64), "n (k c) -> n k c", k=5, c=2)
+
+
+def crop_centres(points: np.ndarray, variant: Variant) -> np.ndarray:
+    """(N, 5, 2) integer (row, col) crop centres in [7, 21], following each variant's rule."""
+    if variant == "official":
+        # The authors clamp then truncate (astype(int)), and index rows with x: (row, col) = (x, y).
+        clamped = np.clip(points, HALF, MAP_SIZE - HALF).astype(np.int64)
+        return clamped
+    if variant == "corrected":
+        rc = np.rint(points[..., ::-1])  # (row, col) = (y, x)
+        return np.clip(rc, HALF, MAP_SIZE - HALF).astype(np.int64)
+    raise HTNetInputError(None, "regions", f"unknown variant {variant!r} (use one of {VARIANTS})")
+
+
+def assemble(maps: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Four 14x14 crops per map, [lm0 | lm1] over [lm3 | lm4], into (N, 28, 28, C) (§3.1's four facial areas)."""
+    if maps.ndim != 4 or maps.shape[1:3] != (MAP_SIZE, MAP_SIZE):
+        raise HTNetInputError(None, "maps", f"expected (N, 28, 28, C) flow maps, got {maps.shape}")
+    if centres.shape != (len(maps), 5, 2):
+        raise HTNetInputError(None, "centres", f"expected ({len(maps)}, 5, 2) crop centres, got {centres.shape}")
+    out = np.empty_like(maps)
+    for n, (m, c) in enumerate(zip(maps, centres)):
+        for i, row in enumerate(REGION_LANDMARKS):
+            for j, k in enumerate(row):
+                r, col = c[k]
+                out[n, i * 14:(i + 1) * 14, j * 14:(j + 1) * 14] = m[r - HALF:r + HALF, col - HALF:col + HALF]
+    return out
+
+
+def region_inputs(samples: pd.DataFrame, maps: np.ndarray, variant: Variant = "official",
+                  device: str | None = None, progress: bool = True) -> np.ndarray:
+    """The model's inputs: (N, 28, 28, 3) uint8, the four regions of each flow map placed by `variant`'s landmarks."""
+    pts = landmark_array(landmarks(samples, variant, device, progress))
+    return assemble(maps, crop_centres(pts, variant))
+
+
+def detection_counts(samples: pd.DataFrame, device: str | None = None, progress: bool = True) -> pd.DataFrame:
+    """Faces with MTCNN landmarks per dataset and variant (the rest use the fallback), for the preprocess notebook."""
+    rows = {}
+    for v in VARIANTS:
+        lm = landmarks(samples, v, device, progress)
+        rows[v] = lm.assign(dataset=samples["dataset"].astype(str).to_numpy()).groupby("dataset")["detected"].sum()
+        rows[v]["all"] = int(lm["detected"].sum())
+    return pd.DataFrame(rows).astype(int)
+
+
+def cache_path_for(variant: Variant, data_dir: str | os.PathLike | None) -> Path:
+    """The landmark cache file for one variant and one release (named by its fingerprint)."""
+    return cache_dir() / f"landmarks-{variant}-{fingerprint(data_dir)}.csv"

@@ -1,0 +1,50 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from htnet_lib import metrics
+from htnet_lib._io import HTNetInputError
+
+
+def test_hand_computed():
+    # truth 0 0 0 1 1 2, pred 0 0 1 1 2 2
+    # class 0: TP2 FP0 FN1 -> F1 4/5, recall 2/3; class 1: TP1 FP1 FN1 -> 1/2, 1/2; class 2: TP1 FP1 FN0 -> 2/3, 1
+    uf1, uar = metrics.uf1_uar([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 2, 2])
+    assert uf1 == pytest.approx((4 / 5 + 1 / 2 + 2 / 3) / 3)
+    assert uar == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+
+
+def test_class_absent_from_truth_is_left_out():
+    # no surprise in the truth; one surprise predicted: class 2 is not scored, its false positive still costs class 0
+    uf1, uar = metrics.uf1_uar([0, 0, 1, 1], [0, 2, 1, 1])
+    assert uf1 == pytest.approx((2 / 3 + 1) / 2)
+    assert uar == pytest.approx((1 / 2 + 1) / 2)
+    assert metrics.uf1_uar([1, 1], [1, 1]) == (1.0, 1.0)
+
+
+def test_bad_predictions():
+    with pytest.raises(HTNetInputError, match="pred"):
+        metrics.uf1_uar([0, 1], [0])
+    with pytest.raises(HTNetInputError, match="label"):
+        metrics.uf1_uar([0, 3], [0, 1])
+
+
+def test_authors_predictions_reproduce_reported_scores(samples, data_dir):
+    """The authors' stored per-subject predictions give their numbers (UF1 / UAR, 4 decimals)."""
+    preds = metrics.authors_predictions(samples, data_dir)
+    assert len(preds) == 442 and preds["subject"].nunique() == 68
+    s = metrics.scores(preds).round(4)
+    assert s.loc["Full", ["UF1", "UAR"]].tolist() == [0.8313, 0.8175]
+    assert s.loc["SMIC-HS", ["UF1", "UAR"]].tolist() == [0.7691, 0.7620]
+    assert s.loc["CASME II", ["UF1", "UAR"]].tolist() == [0.9367, 0.9242]
+    assert s.loc["SAMM", ["UF1", "UAR"]].tolist() == [0.7870, 0.7590]
+
+
+def test_bootstrap_interval_contains_point(samples, data_dir):
+    preds = metrics.authors_predictions(samples, data_dir)
+    b = metrics.bootstrap(preds, n_boot=200, seed=1)
+    assert (b["UF1_lo"] <= b["UF1"]).all() and (b["UF1"] <= b["UF1_hi"]).all()
+    assert (b["UF1_hi"] - b["UF1_lo"]).loc["Full"] < (b["UF1_hi"] - b["UF1_lo"]).loc["SAMM"]
+    # perfect predictions have a degenerate interval at 1
+    perfect = preds.assign(pred=preds["label"])
+    assert metrics.bootstrap(perfect, n_boot=20).loc["Full", ["UF1_lo", "UF1_hi"]].tolist() == [1.0, 1.0]
