@@ -78,7 +78,7 @@ class TrainConfig:
     lr: float = 5.0e-5
     seed: int = 0
     shuffle: bool = False  # the authors' DataLoader does not shuffle
-    preprocessing: Literal["official", "standardize"] = "official"  # official: raw 0..255 maps, BGR order
+    preprocessing: Literal["official", "scaled"] = "official"  # official: raw 0..255; scaled: x / 127.5 - 1
     regions: Literal["official", "corrected"] = "official"
     eval_every: int = 1
     fixed_epochs: tuple[int, ...] = ()  # honest protocol: report these epochs (empty: the last one)
@@ -97,8 +97,8 @@ class TrainConfig:
         for e in self.fixed_epochs:
             if not 1 <= e <= self.epochs:
                 raise HTNetInputError(None, "fixed_epochs", f"{e} is outside 1..epochs ({self.epochs})")
-        if self.preprocessing not in ("official", "standardize"):
-            raise HTNetInputError(None, "preprocessing", f"must be 'official' or 'standardize', got {self.preprocessing!r}")
+        if self.preprocessing not in ("official", "scaled"):
+            raise HTNetInputError(None, "preprocessing", f"must be 'official' or 'scaled', got {self.preprocessing!r}")
         if self.regions not in ("official", "corrected"):
             raise HTNetInputError(None, "regions", f"must be 'official' or 'corrected', got {self.regions!r}")
 

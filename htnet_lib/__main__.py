@@ -1,0 +1,127 @@
+"""Command line: `python -m htnet_lib <command>` (or `htnet <command>`).
+
+  fetch      download and verify the authors' release
+  verify     check a release folder against the recorded checksums
+  loso       train a LOSO run from a params file and print UF1/UAR per dataset and protocol
+  bench      time the authors'-style loop against the batched engine (and the raw-frames pipeline)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import yaml
+
+from ._io import HTNetInputError
+
+
+def _overrides(pairs: list[str]) -> dict[str, Any]:
+    out = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise HTNetInputError("--set", pair, "expected key=value")
+        k, v = pair.split("=", 1)
+        out[k] = yaml.safe_load(v)
+    return out
+
+
+def cmd_fetch(args: argparse.Namespace) -> None:
+    from . import data
+
+    dest = data.fetch(args.dest or data.DEFAULT_DIR, url=args.url)
+    print(f"release verified at {dest}\nuse it with: export {data.ENV_VAR}={dest}")
+
+
+def cmd_verify(args: argparse.Namespace) -> None:
+    from . import data
+
+    counts = data.verify_release(args.data_dir)
+    print(f"{data.resolve_data_dir(args.data_dir)}: {counts['flow_maps']} flow maps and {counts['faces']} faces match "
+          f"the recorded checksums; fingerprint {data.fingerprint(args.data_dir)}")
+
+
+def cmd_loso(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from . import loso
+    from .config import load_params
+
+    params = load_params(args.params, _overrides(args.set))
+    if args.data_dir:
+        params = params.replace(data_dir=args.data_dir)
+    dirs = loso.run_seeds(params, name=args.name)
+    pd.set_option("display.width", 120)
+    for d in dirs:
+        m = loso.read_metrics(d)
+        table = m.pivot_table(index="scope", columns="protocol", values=["UF1", "UAR"], sort=False)
+        print(f"\n{d}\n{table.round(4).to_string()}")
+    if len(dirs) > 1:
+        print("\nover seeds:\n" + loso.seed_summary(dirs).round(4).to_string(index=False))
+    print(f"\n{loso.PROTOCOL_NOTE}")
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from . import bench
+    from .config import load_params
+
+    params = load_params(args.params, _overrides(args.set))
+    print(bench.format_report(bench.benchmark(params, epochs=args.epochs, folds=args.folds)))
+    if args.raw:
+        from .raw import bench as raw_bench
+
+        print(raw_bench.format_report(raw_bench.throughput("farneback", n_samples=args.raw_samples)))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="htnet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    f = sub.add_parser("fetch", help="download and verify the authors' release")
+    f.add_argument("--dest", help="target folder (default ./data/htnet-release)")
+    from .data import UPSTREAM_ZIP
+
+    f.add_argument("--url", default=UPSTREAM_ZIP, help="archive of the upstream repository at the pinned commit")
+    f.set_defaults(fn=cmd_fetch)
+
+    v = sub.add_parser("verify", help="check a release folder against the recorded checksums")
+    v.add_argument("--data-dir")
+    v.set_defaults(fn=cmd_verify)
+
+    lo = sub.add_parser("loso", help="train a LOSO run from a params file")
+    lo.add_argument("--params", required=True)
+    lo.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a params key")
+    lo.add_argument("--data-dir")
+    lo.add_argument("--name", default="loso", help="prefix of the run folder")
+    lo.set_defaults(fn=cmd_loso)
+
+    b = sub.add_parser("bench", help="time the loop and batched engines")
+    b.add_argument("--params", required=True)
+    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    b.add_argument("--epochs", type=int, default=3)
+    b.add_argument("--folds", type=int, default=0, help="folds the batched engine trains at once (0: as a run would)")
+    b.add_argument("--raw", action="store_true", help="also time the raw-frames pipeline at 640x480")
+    b.add_argument("--raw-samples", type=int, default=16)
+    b.set_defaults(fn=cmd_bench)
+
+    try:
+        from .raw import cli as raw_cli
+
+        raw_cli.register(sub)
+    except ImportError:
+        pass
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except HTNetInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
