@@ -1,0 +1,248 @@
+"""Tests for htnet_lib.model: sizes, parity with the authors' model (vit-pytorch 0.35.8 NesT), weights files,
+vmap over stacked weights, input checks and FLOP counts."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch.func import functional_call, stack_module_state
+from vit_pytorch.nest import NesT  # test-only dev dependency, pinned to 0.35.8 (the authors' model)
+
+from htnet_lib._io import HTNetInputError
+from htnet_lib.config import ModelConfig
+from htnet_lib.model import (HTNet, _config_to_json, convert_nest_state_dict, count_parameters, flops_by_level,
+                             flops_per_sample, load_weights, save_weights, stage_names)
+
+def nest_for(cfg: ModelConfig) -> torch.nn.Module:
+    """The authors' model for a config (vit-pytorch 0.35.8 NesT; dim_head is unused there)."""
+    return NesT(image_size=cfg.image_size, patch_size=cfg.patch_size, dim=cfg.dim, heads=cfg.heads,
+                num_hierarchies=cfg.num_hierarchies, block_repeats=cfg.block_repeats,
+                num_classes=cfg.num_classes, mlp_mult=cfg.mlp_mult, channels=cfg.channels)
+
+
+def maps_like_data(n: int, cfg: ModelConfig, seed: int = 0) -> torch.Tensor:
+    """Random inputs scaled like the released data (raw 0..255 maps)."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, cfg.channels, cfg.image_size, cfg.image_size, generator=g) * 255
+
+
+# a config whose blocks hold 2x2 positions, so attention mixes positions (the paper's config has one per block)
+TWO_LEVELS = ModelConfig(dim=48, heads=3, num_hierarchies=2, block_repeats=(2, 2))
+
+
+# ---------------------------------------------------------------------------------------------------- sizes
+
+
+@pytest.mark.parametrize("repeats, expected", [((2, 2, 10), 139_582_982), ((2, 2, 2), 38_968_838)])
+def test_parameter_counts_match_authors_code(repeats, expected):
+    cfg = ModelConfig(block_repeats=repeats)
+    with torch.device("meta"):
+        ours, theirs = HTNet(cfg), nest_for(cfg)
+    assert count_parameters(ours) == expected
+    assert count_parameters(theirs) == expected
+    # the converter maps every key of the authors' state dict onto ours, shape for shape
+    theirs_sd = theirs.state_dict()
+    assert len(theirs_sd) == {(2, 2, 10): 171, (2, 2, 2): 83}[repeats]
+    converted = convert_nest_state_dict(theirs_sd)
+    ours_sd = ours.state_dict()
+    assert set(converted) == set(ours_sd)
+    assert all(converted[k].shape == ours_sd[k].shape for k in ours_sd)
+
+
+def test_widths_heads_and_blocks_per_hierarchy():
+    with torch.device("meta"):
+        m = HTNet(ModelConfig())
+    assert [h.layers[0].attn.qkv.out_features // 3 for h in m.hierarchies] == [255, 510, 1020]  # heads*(dim//heads)
+    assert [h.layers[0].attn.heads for h in m.hierarchies] == [3, 6, 12]
+    assert [h.blocks_per_side for h in m.hierarchies] == [4, 2, 1]
+    assert [h.pos_embed.numel() for h in m.hierarchies] == [1, 1, 1]
+    assert [len(h.layers) for h in m.hierarchies] == [2, 2, 10]
+    norms = [mod for mod in m.modules() if isinstance(mod, torch.nn.LayerNorm)]
+    assert len(norms) == 2 * 14 + 2 + 1 and all(n.eps == 1e-5 for n in norms)  # the authors' eps, not timm's 1e-6
+
+
+# ---------------------------------------------------------------------------------------------------- parity
+
+
+@pytest.mark.parametrize("cfg", [ModelConfig(block_repeats=(2, 2, 2)), TWO_LEVELS], ids=["paper-222-dim256", "two-levels"])
+def test_outputs_equal_authors_model(cfg):
+    torch.manual_seed(123)
+    theirs = nest_for(cfg).eval()
+    torch.manual_seed(123)
+    fresh = HTNet(cfg)  # same seed: same initial weights as the authors' model (same creation order and init)
+    converted = convert_nest_state_dict(theirs.state_dict())
+    for k, v in fresh.state_dict().items():
+        assert torch.equal(v, converted[k]), k
+    ours = HTNet(cfg).eval()
+    ours.load_state_dict(converted, strict=True)
+    x = maps_like_data(6, cfg)
+    with torch.no_grad():
+        expected, got = theirs(x), ours(x)
+    assert got.shape == (6, cfg.num_classes)
+    assert expected.std(0).min() > 1e-3  # outputs depend on the input: the comparison is not vacuous
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
+
+
+def test_attention_is_nontrivial_with_larger_blocks():
+    torch.manual_seed(0)
+    m = HTNet(TWO_LEVELS).eval()
+    x = maps_like_data(3, TWO_LEVELS)
+    maps = m.attention_maps(x)
+    assert list(maps) == ["hierarchy0.layer0", "hierarchy0.layer1", "hierarchy1.layer0", "hierarchy1.layer1"]
+    a = maps["hierarchy0.layer0"]
+    assert a.shape == (3, 4, 3, 4, 4)  # (B, blocks, heads, positions, positions): 2x2 blocks of 2x2 positions
+    assert maps["hierarchy1.layer0"].shape == (3, 1, 6, 4, 4)
+    torch.testing.assert_close(a.sum(-1), torch.ones(3, 4, 3, 4))
+    assert (a.max() - a.min()) > 0.05
+    # the explicit-softmax path used for the maps gives the same hierarchy output as the fused path
+    h = m.patch_embedding(x)
+    with torch.no_grad():
+        torch.testing.assert_close(m.hierarchies[0](h, return_attention=True)[0], m.hierarchies[0](h), atol=1e-4, rtol=1e-5)
+
+
+def test_paper_config_blocks_hold_one_token():
+    cfg = ModelConfig(dim=16, block_repeats=(1, 1, 1))
+    m = HTNet(cfg).eval()
+    x = maps_like_data(2, cfg)
+    maps = m.attention_maps(x)
+    assert maps["hierarchy0.layer0"].shape == (2, 16, 3, 1, 1)
+    assert all(torch.equal(a, torch.ones_like(a)) for a in maps.values())
+    levels = m.forward_levels(x)
+    assert list(levels) == stage_names(cfg) == ["patch_embedding", "hierarchy0", "aggregation0", "hierarchy1",
+                                                "aggregation1", "hierarchy2", "head"]
+    assert {k: tuple(v.shape) for k, v in levels.items()} == {
+        "patch_embedding": (2, 16, 4, 4), "hierarchy0": (2, 16, 4, 4), "aggregation0": (2, 32, 2, 2),
+        "hierarchy1": (2, 32, 2, 2), "aggregation1": (2, 64, 1, 1), "hierarchy2": (2, 64, 1, 1), "head": (2, 3)}
+    with torch.no_grad():
+        torch.testing.assert_close(levels["head"], m(x))
+
+
+def test_converter_rejects_unknown_keys_and_strips_module_prefix():
+    cfg = ModelConfig(dim=8, block_repeats=(1, 1, 1))
+    sd = nest_for(cfg).state_dict()
+    prefixed = {f"module.{k}": v for k, v in sd.items()}
+    assert set(convert_nest_state_dict(prefixed)) == set(HTNet(cfg).state_dict())
+    with pytest.raises(HTNetInputError, match="mlp_head.9.weight"):
+        convert_nest_state_dict({**sd, "mlp_head.9.weight": torch.zeros(1)})
+
+
+# ---------------------------------------------------------------------------------------------------- weights files
+
+
+def test_safetensors_round_trip(tmp_path):
+    torch.manual_seed(1)
+    m = HTNet(TWO_LEVELS).eval()
+    path = tmp_path / "w.safetensors"
+    save_weights(m, path, metadata={"note": "test"})
+    assert path.read_bytes()[:8] != b"\x80\x02\x8a\x0a"  # not a pickle
+    loaded = load_weights(path).eval()
+    assert loaded.cfg == TWO_LEVELS
+    x = maps_like_data(4, TWO_LEVELS)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), m(x))
+
+
+def test_loading_wrong_shapes_names_file_and_key(tmp_path):
+    cfg = ModelConfig(dim=8, block_repeats=(1, 1, 1))
+    sd = {k: v.contiguous() for k, v in HTNet(cfg).state_dict().items()}
+    sd["hierarchies.1.layers.0.mlp.fc1.weight"] = torch.zeros(7, 16)
+    path = tmp_path / "bad.safetensors"
+    save_file(sd, str(path), metadata={"htnet_config": _config_to_json(cfg)})
+    with pytest.raises(HTNetInputError) as err:
+        load_weights(path)
+    assert err.value.field == "hierarchies.1.layers.0.mlp.fc1.weight"
+    assert str(path) in str(err.value) and "(7, 16)" in str(err.value) and "(64, 16)" in str(err.value)
+
+    no_config = tmp_path / "plain.safetensors"
+    save_file({"a": torch.zeros(1)}, str(no_config))
+    with pytest.raises(HTNetInputError, match="htnet_config"):
+        load_weights(no_config)
+    with pytest.raises(HTNetInputError, match="not found"):
+        load_weights(tmp_path / "missing.safetensors")
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"not a safetensors file at all")
+    with pytest.raises(HTNetInputError, match="garbage.safetensors"):
+        load_weights(garbage)
+
+
+# ---------------------------------------------------------------------------------------------------- vmap
+
+
+@pytest.mark.parametrize("cfg", [TWO_LEVELS, ModelConfig(dim=24, block_repeats=(1, 1, 2))], ids=["two-levels", "three-levels"])
+def test_vmap_over_stacked_weights_matches_separate_models(cfg):
+    torch.manual_seed(2)
+    models = [HTNet(cfg) for _ in range(4)]
+    params, buffers = stack_module_state(models)
+    skeleton = copy.deepcopy(models[0]).to("meta")
+
+    def call(p, b, x):
+        return functional_call(skeleton, (p, b), (x,))
+
+    x = maps_like_data(5, cfg)
+    for train in (False, True):
+        skeleton.train(train)
+        for m in models:
+            m.train(train)
+        got = torch.vmap(call, in_dims=(0, 0, None))(params, buffers, x)
+        expected = torch.stack([m(x) for m in models])
+        assert got.shape == (4, 5, cfg.num_classes)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    # gradients of a summed loss match too
+    got.square().sum().backward()
+    expected.square().sum().backward()
+    for i, m in enumerate(models):
+        # some gradients are ~0 by symmetry (a one-position pos_embed in front of LayerNorms): scale atol by the
+        # model's largest gradient rather than per tensor
+        scale = max(p.grad.abs().max().item() for p in m.parameters())
+        for name, p in m.named_parameters():
+            torch.testing.assert_close(params[name].grad[i], p.grad, atol=1e-5 * scale, rtol=1e-4,
+                                       msg=lambda s: f"{name}: {s}")
+    # one input batch per model
+    xs = torch.stack([maps_like_data(3, cfg, seed=s) for s in range(4)])
+    with torch.no_grad():
+        got = torch.vmap(call)(params, buffers, xs)
+        expected = torch.stack([m(xs[i]) for i, m in enumerate(models)])
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------- input checks
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 32, 32), (2, 1, 28, 28), (3, 28, 28), (2, 28, 28, 3)])
+def test_wrong_input_shape_is_a_clear_error(shape):
+    m = HTNet(ModelConfig(dim=8, block_repeats=(1, 1, 1)))
+    with pytest.raises(HTNetInputError) as err:
+        m(torch.zeros(shape))
+    assert err.value.field == "input"
+    assert "(B, 3, 28, 28)" in str(err.value) and str(tuple(shape)) in str(err.value)
+
+
+def test_integer_input_is_a_clear_error():
+    m = HTNet(ModelConfig(dim=8, block_repeats=(1, 1, 1)))
+    with pytest.raises(HTNetInputError, match="floating-point"):
+        m(torch.zeros(2, 3, 28, 28, dtype=torch.uint8))
+
+
+def test_constructor_needs_model_config():
+    with pytest.raises(TypeError):
+        HTNet({"dim": 8})
+
+
+# ---------------------------------------------------------------------------------------------------- FLOPs
+
+
+def test_flops_of_paper_config():
+    cfg = ModelConfig()  # (2, 2, 10)
+    forward = flops_per_sample(cfg, train=False)
+    assert forward == 428_660_384
+    assert flops_per_sample(cfg, train=True) == 1_284_776_928  # ~3x forward; the NOTES' 1.28 GFLOP per sample
+    levels = flops_by_level(cfg)
+    assert list(levels) == stage_names(cfg) + ["total"]
+    assert levels["total"] == forward == sum(v for k, v in levels.items() if k != "total")
+    assert levels["patch_embedding"] == 2 * 147 * 256 * 16  # 16 patches of 7*7*3 values -> 256
+    assert levels["aggregation0"] == 2 * 256 * 512 * 9 * 16  # 3x3 conv 256 -> 512 on the 4x4 map
+    assert levels["aggregation1"] == 2 * 512 * 1024 * 9 * 4
+    assert levels["head"] == 2 * 1024 * 3
+    assert flops_by_level(cfg, train=True)["total"] == flops_per_sample(cfg, train=True)
