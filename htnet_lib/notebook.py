@@ -1,0 +1,36 @@
+"""What every notebook does first: resolve its params folder, load a params file, show provenance.
+
+Notebooks take one papermill parameter, `params_dir` (default `params/smoke`, so nbval runs the smoke values), and
+read the YAML files there through `load`. Paths resolve from the repository root, whatever the kernel's directory.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ._io import REPO_ROOT, git_revision
+from .config import Params, load_params
+from .reproduce import params_dir as _params_dir
+
+FIGURES_DIR = REPO_ROOT / "figures"
+
+
+def load(params_dir: str | os.PathLike, name: str = "loso.yaml", **overrides: Any) -> Params:
+    """The params file `name` in `params_dir` (relative paths resolve from the repository root)."""
+    d = Path(params_dir)
+    d = _params_dir(str(d if d.is_absolute() else REPO_ROOT / d))
+    return load_params(d / name, overrides or None)
+
+
+def provenance(params: Params | None = None) -> pd.Series:
+    """Git revision, data folder and fingerprint, and the params fingerprint: printed at the top of each notebook."""
+    from . import data
+
+    root = data.resolve_data_dir(params.run.data_dir or None if params else None)
+    info = {"git revision": git_revision(), "data": str(root), "data fingerprint": data.fingerprint(root)}
+    if params is not None:
+        info["params fingerprint"] = params.fingerprint()
+    return pd.Series(info, name="provenance")
