@@ -83,6 +83,7 @@ class TrainConfig:
     eval_every: int = 1
     fixed_epochs: tuple[int, ...] = ()  # honest protocol: report these epochs (empty: the last one)
     inner_val_subjects: int = 0  # honest protocol: held-out training subjects that choose the epoch (0: off)
+    label_shuffle: bool = False  # audit: train on labels permuted among each fold's training samples
     folds: tuple[str, ...] = ()  # subjects to hold out; empty means all subjects
     datasets: tuple[str, ...] = ()  # restrict samples to these datasets; empty means all
 

@@ -112,6 +112,20 @@ def epoch_batches(plan: FoldPlan, epoch: int, train: TrainConfig) -> list[np.nda
     return [idx[i:i + train.batch_size] for i in range(0, len(idx), train.batch_size)]
 
 
+def fold_labels(plan: FoldPlan, y: torch.Tensor, train: TrainConfig) -> torch.Tensor:
+    """The labels a fold trains on: the true ones, or (`label_shuffle`, an audit) its training labels permuted.
+
+    The permutation stays within the fold's training samples, so class priors are kept and no label information
+    remains; held-out predictions are still scored against the true labels.
+    """
+    if not train.label_shuffle:
+        return y
+    perm = np.random.default_rng([plan.seed, 7]).permutation(plan.train_idx)
+    out = y.clone()
+    out[torch.as_tensor(plan.train_idx, device=y.device)] = y[torch.as_tensor(perm, device=y.device)]
+    return out
+
+
 def eval_epochs(train: TrainConfig) -> list[int]:
     """Epochs after which held-out predictions are recorded (every `eval_every`, the fixed ones, and the last)."""
     return sorted({e for e in range(train.eval_every, train.epochs + 1, train.eval_every)}
@@ -151,6 +165,7 @@ def train_loop(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], para
     for plan in plans:
         model = init_model(params.model, plan.seed).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=tr.lr)
+        y_fold = fold_labels(plan, y, tr)
         test_p, inner_p, losses = [], [], []
         score_idx = torch.as_tensor(np.concatenate([plan.test_idx, plan.inner_idx]), device=device)
         for epoch in range(1, tr.epochs + 1):
@@ -160,7 +175,7 @@ def train_loop(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], para
                 bi = torch.as_tensor(b, device=device)
                 opt.zero_grad(set_to_none=True)
                 with _autocast(device, params.run.amp):
-                    loss = F.cross_entropy(model(X[bi]).float(), y[bi])
+                    loss = F.cross_entropy(model(X[bi]).float(), y_fold[bi])
                 loss.backward()
                 opt.step()
                 total += loss.item() * len(b)
@@ -212,6 +227,7 @@ def train_batched(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], p
 
     forward = torch.vmap(one, in_dims=(0, 0, 0), randomness="different")
     opt = torch.optim.Adam(list(stacked.values()), lr=tr.lr)
+    Y = torch.stack([fold_labels(p, y, tr) for p in plans])  # (F, N): each fold's training labels
     score_idx, _ = _stack([np.concatenate([p.test_idx, p.inner_idx]) for p in plans], device)
     n_f = len(plans)
     test_p, inner_p, losses = [], [], []
@@ -224,7 +240,7 @@ def train_batched(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], p
             opt.zero_grad(set_to_none=True)
             with _autocast(device, params.run.amp):
                 logits = forward(stacked, buffers, X[bi]).float()  # (F, B, classes)
-            ce = F.cross_entropy(logits.flatten(0, 1), y[bi].flatten(), reduction="none").view(bi.shape)
+            ce = F.cross_entropy(logits.flatten(0, 1), Y.gather(1, bi).flatten(), reduction="none").view(bi.shape)
             per_fold = (ce * bm).sum(1) / bm.sum(1)
             per_fold.sum().backward()
             opt.step()
@@ -479,9 +495,13 @@ def protocol_scores(preds: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames)[["protocol", "scope", "UF1", "UAR", "n"]].reset_index(drop=True)
 
 
-def epoch_curve(records: dict[str, dict[str, np.ndarray]], samples: pd.DataFrame) -> pd.DataFrame:
-    """For each evaluated epoch E: UF1/UAR of the paper's pick among epochs 1..E and of the predictions at E."""
+def epoch_curve(records: dict[str, dict[str, np.ndarray]], samples: pd.DataFrame,
+                at: Sequence[int] | None = None) -> pd.DataFrame:
+    """For each evaluated epoch E (or those in `at`): UF1/UAR of the paper's pick among epochs 1..E and of the
+    predictions at E. The gap between the two is what choosing with test labels adds."""
     epochs = next(iter(records.values()))["epochs"]
+    if at is not None:
+        epochs = [e for e in epochs if e in set(at)]
     rows = []
     for e in epochs:
         preds = protocol_predictions(records, samples, max_epoch=int(e))

@@ -30,7 +30,7 @@ def test_inputs_are_official_regions(samples, flow_maps, inputs):
     assert X.max() == 255 and X.min() == 0  # raw 0..255, no normalisation (the authors' input)
 
 
-@pytest.mark.parametrize("extra", [{}, {"shuffle": True, "inner_val_subjects": 2, "batch_size": 150}])
+@pytest.mark.parametrize("extra", [{}, {"shuffle": True, "inner_val_subjects": 2, "batch_size": 150, "label_shuffle": True}])
 def test_fold_alone_equals_fold_in_batch(samples, inputs, extra):
     """The batched engine trains each fold exactly as the loop does: same init, same batches, same predictions."""
     X, y = inputs
@@ -47,6 +47,17 @@ def test_fold_alone_equals_fold_in_batch(samples, inputs, extra):
     np.testing.assert_array_equal(alone.inner_pred, batch.inner_pred)
     np.testing.assert_allclose(alone.train_loss, batch.train_loss, rtol=1e-4)  # float32 rounding of 0..255 inputs
     assert alone.train_loss[-1] < alone.train_loss[0]  # it learns
+
+
+def test_label_shuffle_keeps_priors_and_test_labels(samples, inputs):
+    _, y = inputs
+    p = config.params_from_dict({**TINY, "label_shuffle": True, "folds": ["s01"]})
+    plan = loso.plan_folds(samples, p.train)[0]
+    ys = loso.fold_labels(plan, y, p.train)
+    tr = torch.as_tensor(plan.train_idx)
+    assert torch.equal(ys[plan.test_idx], y[plan.test_idx])
+    assert torch.equal(torch.bincount(ys[tr]), torch.bincount(y[tr]))
+    assert (ys[tr] != y[tr]).float().mean() > 0.3
 
 
 def test_pick_epoch_ties_go_to_the_later_epoch():
