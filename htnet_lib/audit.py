@@ -8,12 +8,18 @@ with guesses drawn from the class priors (a fresh guess per epoch) and, through 
 """
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from . import loso, metrics
+from ._io import HTNetInputError
+from .config import Params, load_params
 
 
 def guess_records(samples: pd.DataFrame, epochs: int, seed: int) -> dict[str, dict[str, np.ndarray]]:
@@ -66,3 +72,72 @@ def chance_level(samples: pd.DataFrame, draws: int = 200, seed: int = 0) -> pd.D
         rows.append(metrics.scores(p).reset_index(names="scope"))
     allr = pd.concat(rows)
     return allr.groupby("scope", sort=False)[["UF1", "UAR"]].mean()
+
+
+@dataclass(frozen=True)
+class AuditPlan:
+    """`params/<level>/audit.yaml`: the base params, the seeds of real runs, whether to add a shuffled-label run, and
+    the random-guess simulation's size."""
+
+    base: Params
+    seeds: tuple[int, ...]
+    label_shuffle_run: bool
+    guess_epochs: int
+    guess_repeats: int
+
+
+def load_audit(path: str | os.PathLike) -> AuditPlan:
+    """Read and validate an audit file; errors name the file and the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise HTNetInputError(path, None, "audit file not found")
+    try:
+        spec = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise HTNetInputError(path, None, f"not valid YAML: {e}") from None
+    known = {"base", "overrides", "seeds", "label_shuffle_run", "guess_epochs", "guess_repeats"}
+    for key in spec:
+        if key not in known:
+            raise HTNetInputError(path, key, f"unknown key (known: {', '.join(sorted(known))})")
+    if "base" not in spec:
+        raise HTNetInputError(path, "base", "missing: the params file the runs start from")
+    base = load_params(path.parent / spec["base"], spec.get("overrides") or None)
+    seeds = spec.get("seeds", [base.train.seed])
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        raise HTNetInputError(path, "seeds", f"expected a non-empty list of integers, got {seeds!r}")
+    for key in ("guess_epochs", "guess_repeats"):
+        v = spec.get(key, 1)
+        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+            raise HTNetInputError(path, key, f"expected a positive integer, got {v!r}")
+    shuffle = spec.get("label_shuffle_run", False)
+    if not isinstance(shuffle, bool):
+        raise HTNetInputError(path, "label_shuffle_run", f"expected true/false, got {shuffle!r}")
+    return AuditPlan(base, tuple(seeds), shuffle, spec.get("guess_epochs", 800), spec.get("guess_repeats", 5))
+
+
+def run_audit_training(plan: AuditPlan, progress: bool = True) -> tuple[list[Path], list[Path]]:
+    """The real runs (one per seed) and, if asked, the shuffled-label run: (real run folders, shuffled run folders)."""
+    from . import data
+
+    samples = data.load_samples(plan.base.run.data_dir or None)
+    real = [loso.run_loso(plan.base.replace(seed=s), samples=samples, progress=progress) for s in plan.seeds]
+    shuffled = []
+    if plan.label_shuffle_run:
+        shuffled = [loso.run_loso(plan.base.replace(label_shuffle=True), name="shuffled", samples=samples,
+                                  progress=progress)]
+    return real, shuffled
+
+
+def describe(table: pd.DataFrame, scope: str = "Full") -> str:
+    """A short, neutral reading of an `figures.audit_table` for one scope, with the numbers it rests on."""
+    t = table[table["scope"] == scope].set_index(["predictions", "protocol"])
+    parts = []
+    for kind in dict.fromkeys(t.index.get_level_values(0)):
+        try:
+            oracle = t.loc[(kind, "paper (oracle)"), "UF1_mean"]
+            fixed = t.loc[(kind, "fixed epoch"), "UF1_mean"]
+        except KeyError:
+            continue
+        parts.append(f"{kind}: UF1 {fixed:.3f} at a fixed epoch, {oracle:.3f} when each subject's epoch is picked by "
+                     f"its test labels (+{oracle - fixed:.3f})")
+    return f"{scope}: " + "; ".join(parts) + "."

@@ -282,7 +282,8 @@ def resolve_device(name: str) -> torch.device:
 
 def bytes_per_fold(cfg: ModelConfig, batch_size: int) -> int:
     """A rough upper bound on one fold's training memory: weights, gradients, Adam's two moments, activations."""
-    n_params = sum(p.numel() for p in HTNet(cfg).to("meta").parameters())
+    with torch.device("meta"):
+        n_params = sum(p.numel() for p in HTNet(cfg).parameters())
     tokens = cfg.grid ** 2
     act = batch_size * tokens * cfg.dim * (cfg.mlp_mult + 6) * sum(cfg.block_repeats) * 4
     return 16 * n_params + act

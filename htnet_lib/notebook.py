@@ -18,11 +18,27 @@ from .reproduce import params_dir as _params_dir
 FIGURES_DIR = REPO_ROOT / "figures"
 
 
-def load(params_dir: str | os.PathLike, name: str = "loso.yaml", **overrides: Any) -> Params:
-    """The params file `name` in `params_dir` (relative paths resolve from the repository root)."""
+def path(params_dir: str | os.PathLike, name: str) -> Path:
+    """A file of the params folder (relative folders resolve from the repository root)."""
     d = Path(params_dir)
-    d = _params_dir(str(d if d.is_absolute() else REPO_ROOT / d))
-    return load_params(d / name, overrides or None)
+    return _params_dir(str(d if d.is_absolute() else REPO_ROOT / d)) / name
+
+
+def load(params_dir: str | os.PathLike, name: str = "loso.yaml", **overrides: Any) -> Params:
+    """The params file `name` in `params_dir`, with `overrides` applied."""
+    return load_params(path(params_dir, name), overrides or None)
+
+
+def authors_predictions(samples: pd.DataFrame) -> pd.DataFrame | None:
+    """The authors' stored predictions when the data folder has them (they are not part of the upstream release)."""
+    from . import metrics
+    from ._io import HTNetInputError
+
+    try:
+        return metrics.authors_predictions(samples, samples.attrs.get("data_dir"))
+    except HTNetInputError as e:
+        print(f"(no authors' predictions: {e})")
+        return None
 
 
 def provenance(params: Params | None = None) -> pd.Series:
