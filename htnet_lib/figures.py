@@ -100,7 +100,7 @@ def table2_figure(t2: pd.DataFrame, metric: str = "UF1") -> plt.Figure:
     ax.set_xlabel("dataset")
     ax.set_ylabel(metric)
     ax.set_title(f"Table 2: {metric} under leave-one-subject-out (black: the paper's reported HTNet)")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)
     fig.tight_layout()
     return fig
 
@@ -253,7 +253,9 @@ def audit_figure(audit: pd.DataFrame, metric: str = "UF1") -> plt.Figure:
         ax.set_ylabel(metric)
         ax.set_xlabel("dataset")
         ax.set_ylim(0, 1)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.get_legend().remove()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=4, bbox_to_anchor=(0.5, -0.06))
     fig.suptitle(f"Protocol audit ({metric}): the paper's epoch selection applied to uninformative predictions")
     fig.tight_layout()
     return fig

@@ -18,6 +18,11 @@ from .reproduce import params_dir as _params_dir
 FIGURES_DIR = REPO_ROOT / "figures"
 
 
+def figures_dir(params_dir: str | os.PathLike) -> Path:
+    """Where a level's tables and figures go: figures/<level> (figures/quick is committed; smoke is not)."""
+    return FIGURES_DIR / Path(params_dir).name
+
+
 def path(params_dir: str | os.PathLike, name: str) -> Path:
     """A file of the params folder (relative folders resolve from the repository root)."""
     d = Path(params_dir)
