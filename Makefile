@@ -11,7 +11,7 @@ ifeq ($(HTNET_DATA_DIR),)
   endif
 endif
 
-.PHONY: setup run test fetch loso bench clean
+.PHONY: setup run reproduce test fetch loso bench clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -20,17 +20,23 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
-run: setup
-	$(PY) -m htnet_lib loso --params params/$(PARAMS).yaml
+# The main job: every notebook in order (papermill), tables and figures into figures/$(PARAMS)/.
+run: reproduce
+reproduce: setup
+	$(PY) -m htnet_lib reproduce --params $(PARAMS)
 
+# Unit tests, then every notebook under nbval with its smoke defaults.
 test: setup
 	HTNET_REQUIRE_DATA=1 $(PY) -m pytest -q
+
+loso: setup
+	$(PY) -m htnet_lib loso --params params/$(PARAMS)/loso.yaml
 
 fetch: setup
 	$(PY) -m htnet_lib fetch
 
 bench: setup
-	$(PY) -m htnet_lib bench --params params/$(PARAMS).yaml
+	$(PY) -m htnet_lib bench --params params/$(PARAMS)/loso.yaml --raw
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs executed .pytest_cache

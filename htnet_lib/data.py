@@ -50,8 +50,9 @@ UPSTREAM_ZIP = f"https://codeload.github.com/{UPSTREAM_REPO}/zip/{UPSTREAM_COMMI
 MANIFEST = Path(__file__).with_name("release_manifest.json")
 
 LABELS = {0: "negative", 1: "positive", 2: "surprise"}
-DATASETS = ("smic", "casme2", "samm")  # the paper's order (Table 2)
-DATASET_NAMES = {"smic": "SMIC-HS", "casme2": "CASME II", "samm": "SAMM"}
+COMPOSITE = ("smic", "casme2", "samm")  # the composite dataset, in the paper's order (Table 2)
+DATASETS = (*COMPOSITE, "casme3")  # CAS(ME)^3 (Table 3) comes only from raw frames (htnet_lib.raw)
+DATASET_NAMES = {"smic": "SMIC-HS", "casme2": "CASME II", "samm": "SAMM", "casme3": "CAS(ME)^3"}
 FLOW_SHAPE = (28, 28, 3)
 FACE_SHAPE = (224, 224, 3)
 REQUIRED_COLUMNS = ("dataset", "sub", "filename_o", "label", "imagename")
@@ -157,6 +158,7 @@ def class_counts(samples: pd.DataFrame) -> pd.DataFrame:
     per = samples.pivot_table(index="dataset", columns="emotion", values="sample", aggfunc="count", observed=False)
     per = per.reindex(columns=list(LABELS.values())).fillna(0).astype(int)
     per.insert(0, "subjects", samples.groupby("dataset", observed=False)["subject"].nunique())
+    per = per[per["subjects"] > 0]
     per["total"] = per[list(LABELS.values())].sum(axis=1)
     per.loc["all"] = [samples["subject"].nunique(), *per[list(LABELS.values())].sum(), len(samples)]
     per.index = [DATASET_NAMES.get(i, i) for i in per.index]

@@ -19,10 +19,10 @@ import numpy as np
 import pandas as pd
 
 from ._io import HTNetInputError
-from .data import DATASET_NAMES, DATASETS, LABELS, PREDICTIONS_NAME, resolve_data_dir
+from .data import COMPOSITE, DATASET_NAMES, DATASETS, LABELS, PREDICTIONS_NAME, resolve_data_dir
 
 FULL = "Full"
-SCOPES = (FULL, *(DATASET_NAMES[d] for d in DATASETS))  # Full, SMIC-HS, CASME II, SAMM
+SCOPES = (FULL, *(DATASET_NAMES[d] for d in COMPOSITE))  # Full, SMIC-HS, CASME II, SAMM
 
 
 def confusion(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int = 3) -> np.ndarray:
@@ -53,9 +53,9 @@ def uf1_uar(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int = 3) 
 
 
 def scores(predictions: pd.DataFrame, pred_col: str = "pred") -> pd.DataFrame:
-    """UF1/UAR for Full and each dataset from a table with columns dataset, label and `pred_col`.
+    """UF1/UAR for Full and each dataset present, from a table with columns dataset, label and `pred_col`.
 
-    Returns a DataFrame indexed by scope (Full, SMIC-HS, CASME II, SAMM) with columns UF1, UAR, n.
+    Returns a DataFrame indexed by scope (Full, SMIC-HS, CASME II, SAMM, or CAS(ME)^3) with columns UF1, UAR, n.
     """
     for col in ("dataset", "label", pred_col):
         if col not in predictions.columns:

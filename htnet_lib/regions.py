@@ -27,7 +27,7 @@ import pandas as pd
 from einops import rearrange
 from tqdm.auto import tqdm
 
-from ._io import HTNetInputError, atomic_path, cache_dir
+from ._io import HTNetInputError, atomic_path, cache_dir, torch_threads
 from .data import fingerprint, load_face
 
 Variant = Literal["official", "corrected"]
@@ -76,6 +76,12 @@ def detect_landmarks(samples: pd.DataFrame, variant: Variant = "official", devic
     if variant not in VARIANTS:
         raise HTNetInputError(None, "regions", f"unknown variant {variant!r} (use one of {VARIANTS})")
     mtcnn = _mtcnn(device)
+    with torch_threads(1):
+        rows = _detect_rows(samples, variant, mtcnn, progress)
+    return pd.DataFrame(rows)
+
+
+def _detect_rows(samples: pd.DataFrame, variant: Variant, mtcnn, progress: bool) -> list[dict]:
     rows = []
     for subject, sample, path in tqdm(list(zip(samples["subject"], samples["sample"], samples["face_path"])),
                                       desc=f"MTCNN landmarks ({variant})", disable=not progress):
@@ -92,23 +98,30 @@ def detect_landmarks(samples: pd.DataFrame, variant: Variant = "official", devic
         for i, (x, y) in enumerate(pts):
             row[f"x{i}"], row[f"y{i}"] = float(x), float(y)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return rows
 
 
 def landmarks(samples: pd.DataFrame, variant: Variant = "official", device: str | None = None,
               progress: bool = True, cache: bool = True) -> pd.DataFrame:
-    """`detect_landmarks`, cached per variant and data fingerprint; rows follow `samples`."""
+    """`detect_landmarks`, cached per variant and data fingerprint; rows follow `samples`.
+
+    Only samples missing from the cache are detected; the cache keeps every row it ever held.
+    """
     path = cache_path_for(variant, samples.attrs.get("data_dir"))
-    if cache and path.is_file():
-        cached = pd.read_csv(path, dtype={"subject": str, "sample": str})
-        merged = samples[["subject", "sample"]].merge(cached, on=["subject", "sample"], how="left", validate="1:1")
-        if not merged["detected"].isna().any():
-            return merged
-    result = detect_landmarks(samples, variant, device, progress)
-    if cache:
-        with atomic_path(path) as tmp:
-            result.to_csv(tmp, index=False)
-    return result
+    keys = ["subject", "sample"]
+    cached = pd.read_csv(path, dtype={"subject": str, "sample": str}) if cache and path.is_file() else None
+    if cached is not None:
+        have = samples[keys].merge(cached[keys], on=keys, how="left", indicator=True)["_merge"].eq("both").to_numpy()
+        todo = samples[~have]
+    else:
+        todo = samples
+    if len(todo):
+        fresh = detect_landmarks(todo, variant, device, progress)
+        cached = fresh if cached is None else pd.concat([cached, fresh], ignore_index=True)
+        if cache:
+            with atomic_path(path) as tmp:
+                cached.to_csv(tmp, index=False)
+    return samples[keys].reset_index(drop=True).merge(cached, on=keys, how="left", validate="1:1")
 
 
 def landmark_array(table: pd.DataFrame) -> np.ndarray:

@@ -53,6 +53,6 @@ def reproduce(level: str = "quick", only: list[str] | None = None, out_dir: str 
             print(f"\n[{nb.name}] failed in cell {e.exec_count}:\n{e.source}\n\n{e.ename}: {e.evalue}\n"
                   f"(executed copy with the error: {target})", file=sys.stderr)
             raise SystemExit(1) from None
-        print(f"[{nb.name}] done in {time.perf_counter() - t0:.0f} s -> {target.relative_to(REPO_ROOT)}", flush=True)
+        print(f"[{nb.name}] done in {time.perf_counter() - t0:.0f} s -> {target}", flush=True)
         done.append(target)
     return done

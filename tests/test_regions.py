@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from htnet_lib import regions
@@ -62,3 +63,16 @@ def test_bad_inputs():
         regions.assemble(np.zeros((2, 32, 32, 3), np.uint8), np.full((2, 5, 2), 10))
     with pytest.raises(HTNetInputError, match="regions"):
         regions.crop_centres(np.zeros((1, 5, 2)), "sideways")
+
+
+def test_cache_grows_and_never_loses_rows(samples, tmp_path, monkeypatch):
+    monkeypatch.setenv("HTNET_CACHE_DIR", str(tmp_path))
+    detected = []
+    real = regions.detect_landmarks
+    monkeypatch.setattr(regions, "detect_landmarks", lambda s, *a, **k: detected.append(len(s)) or real(s, *a, **k))
+    first = regions.landmarks(samples.iloc[[0, 1, 2]], "official", progress=False)
+    both = regions.landmarks(samples.iloc[[1, 2, 3, 4]], "official", progress=False)
+    assert detected == [3, 2]  # only the two new faces are detected
+    assert list(both["sample"]) == samples["sample"].iloc[[1, 2, 3, 4]].tolist()
+    assert both.iloc[0].equals(first.iloc[1])
+    assert len(pd.read_csv(regions.cache_path_for("official", samples.attrs["data_dir"]))) == 5

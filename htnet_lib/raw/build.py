@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .._io import HTNetInputError, atomic_path, atomic_write_json, atomic_write_text, git_revision
+from .._io import HTNetInputError, atomic_path, atomic_write_json, atomic_write_text, git_revision, torch_threads
 from . import apex as apex_mod
 from . import flow as flow_mod
 from .adapters import SKIPPED_COLUMNS, RawTable, SampleError, frame_paths
@@ -133,18 +133,11 @@ def _detector() -> Any:
 
 def detect_face_box(frame_bgr: np.ndarray) -> Box | None:
     """MTCNN's face box (x, y, w, h) on one BGR frame, or None. One image per call (facenet-pytorch #224)."""
-    import torch
-
     rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
     detector = _detector()
-    # MTCNN's many small convolutions run far slower on several threads here (640x480 frame, 2 cores: 1.7 s with 2
-    # threads, 0.1 s with 1), so detect on one thread and give the caller's setting back
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    # one thread: 640x480 frame, 2 cores: 1.7 s with 2 threads, 0.1 s with 1 (see _io.torch_threads)
+    with torch_threads(1):
         boxes, _ = detector.detect(rgb)
-    finally:
-        torch.set_num_threads(threads)
     if boxes is None or len(boxes) == 0:
         return None
     x1, y1, x2, y2 = (float(v) for v in boxes[0])
