@@ -15,11 +15,10 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from . import loso, metrics
 from ._io import HTNetInputError
-from .config import Params, load_params
+from .config import Params, load_base, read_yaml_mapping
 
 
 def guess_records(samples: pd.DataFrame, epochs: int, seed: int) -> dict[str, dict[str, np.ndarray]]:
@@ -88,20 +87,10 @@ class AuditPlan:
 
 def load_audit(path: str | os.PathLike) -> AuditPlan:
     """Read and validate an audit file; errors name the file and the key."""
-    path = Path(path)
-    if not path.is_file():
-        raise HTNetInputError(path, None, "audit file not found")
-    try:
-        spec = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise HTNetInputError(path, None, f"not valid YAML: {e}") from None
     known = {"base", "overrides", "seeds", "label_shuffle_run", "guess_epochs", "guess_repeats"}
-    for key in spec:
-        if key not in known:
-            raise HTNetInputError(path, key, f"unknown key (known: {', '.join(sorted(known))})")
-    if "base" not in spec:
-        raise HTNetInputError(path, "base", "missing: the params file the runs start from")
-    base = load_params(path.parent / spec["base"], spec.get("overrides") or None)
+    spec = read_yaml_mapping(path, "audit", known)
+    base = load_base(path, spec)
+    path = Path(path)
     seeds = spec.get("seeds", [base.train.seed])
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
         raise HTNetInputError(path, "seeds", f"expected a non-empty list of integers, got {seeds!r}")

@@ -224,18 +224,34 @@ def params_from_dict(flat: Mapping[str, Any], source: str = "<dict>", extra_keys
     return Params(model=built[ModelConfig], train=built[TrainConfig], run=built[RunConfig], extra=extra)
 
 
-def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None,
-                extra_keys: tuple[str, ...] = ()) -> Params:
-    """Read a flat YAML params file (see module docstring); `overrides` win over the file."""
+def read_yaml_mapping(path: str | Path, what: str, known: set[str] | None = None) -> dict[str, Any]:
+    """A YAML file holding a mapping; errors name the file (and an unknown key when `known` is given)."""
     path = Path(path)
     if not path.is_file():
-        raise HTNetInputError(path, None, "params file not found")
+        raise HTNetInputError(path, None, f"{what} file not found")
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise HTNetInputError(path, None, f"not valid YAML: {e}") from None
     if not isinstance(raw, dict):
-        raise HTNetInputError(path, None, "params file must be a mapping of key: value")
+        raise HTNetInputError(path, None, f"{what} file must be a mapping of key: value")
+    for key in raw if known is not None else ():
+        if key not in known:
+            raise HTNetInputError(path, key, f"unknown key (known: {', '.join(sorted(known))})")
+    return raw
+
+
+def load_base(path: str | Path, spec: Mapping[str, Any]) -> Params:
+    """The params a sweep or audit file starts from: its `base` params file (beside it) with its `overrides`."""
+    if "base" not in spec:
+        raise HTNetInputError(path, "base", "missing: the params file (beside this one) to start from")
+    return load_params(Path(path).parent / spec["base"], spec.get("overrides") or None)
+
+
+def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None,
+                extra_keys: tuple[str, ...] = ()) -> Params:
+    """Read a flat YAML params file (see module docstring); `overrides` win over the file."""
+    raw = read_yaml_mapping(path, "params")
     if overrides:
         raw.update(overrides)
     return params_from_dict(raw, source=str(path), extra_keys=extra_keys)

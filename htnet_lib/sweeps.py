@@ -21,11 +21,10 @@ from typing import Any
 
 import pandas as pd
 import torch
-import yaml
 
 from . import data, loso
 from ._io import HTNetInputError
-from .config import ModelConfig, Params, load_params, params_from_dict
+from .config import ModelConfig, Params, load_base, params_from_dict, read_yaml_mapping
 from .model import HTNet, count_parameters
 
 SWEEPS = ("block_size", "depth", "dim", "heads")
@@ -42,18 +41,8 @@ def load_sweeps(path: str | os.PathLike) -> tuple[Params, dict[str, list[tuple[s
     Every point is validated before anything trains; errors name the file and the sweep/point.
     """
     path = Path(path)
-    if not path.is_file():
-        raise HTNetInputError(path, None, "sweep file not found")
-    try:
-        spec = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise HTNetInputError(path, None, f"not valid YAML: {e}") from None
-    for key in spec:
-        if key not in ("base", "overrides", "sweeps"):
-            raise HTNetInputError(path, key, "unknown key (expected base, overrides, sweeps)")
-    if "base" not in spec:
-        raise HTNetInputError(path, "base", "missing: the params file every point starts from")
-    base = load_params(path.parent / spec["base"], spec.get("overrides") or None)
+    spec = read_yaml_mapping(path, "sweep", {"base", "overrides", "sweeps"})
+    base = load_base(path, spec)
     sweeps: dict[str, list[tuple[str, Params]]] = {}
     for name, points in (spec.get("sweeps") or {}).items():
         if name not in SWEEPS:
