@@ -13,7 +13,8 @@ subjects) at every evaluated epoch. The protocols are then choices over those re
 Two engines train the folds: `loop` (one fold after another, as the authors do) and `batched` (a chunk of folds as
 one computation: `torch.func.stack_module_state` + `torch.vmap(functional_call)`; each fold sees only its own
 training samples, and because Adam is elementwise the stacked optimiser equals one Adam per fold). Both give the same
-numbers up to float rounding; `engine: auto` picks the faster one for the device by timing a few steps of each.
+numbers up to float rounding; `engine: auto` times a few epochs of the loop and of the batched engine at a few chunk
+sizes on the device, and keeps the fastest.
 
 A run lives in its own folder (`runs/<name>-<params hash>-<data hash>`): `run.json` (params, seed, git revision, data
 fingerprint, engine, device), one `folds/<subject>.npz` per finished fold, and, once all folds are done,
@@ -301,33 +302,52 @@ def auto_chunk(cfg: ModelConfig, batch_size: int, device: torch.device, n_folds:
     return max(1, min(n_folds, int(0.6 * free // bytes_per_fold(cfg, batch_size))))
 
 
-def calibrate_engine(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], params: Params,
-                     chunk: int, epochs: int = 3) -> dict[str, float]:
-    """Seconds per fold-epoch of each engine, timed on this device and config (epochs 2..`epochs`, after a warm-up).
+def seconds_per_fold_epoch(engine: str, X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan],
+                           params: Params) -> float:
+    """Train `plans` with `engine` for `params.train.epochs` (at least 2) epochs and time every fold's epochs after
+    its first (which pays for initialisation and warm-up)."""
+    stamps: list[float] = []
 
-    Cached per device, threads, config and chunk size, so it runs once per machine and config.
+    def tick(_n: int) -> None:
+        _sync(X.device)
+        stamps.append(time.perf_counter())
+
+    ENGINES[engine](X, y, plans, params, on_epoch=tick)
+    e = params.train.epochs
+    per_fold = np.array(stamps).reshape(-1, e)  # loop: a row per fold; batched: one row for the chunk
+    return float((per_fold[:, -1] - per_fold[:, 0]).sum() / (len(plans) * (e - 1)))
+
+
+def chunk_candidates(max_chunk: int) -> list[int]:
+    """Chunk sizes worth timing: small chunks keep a CPU's caches warm, large ones fill a GPU."""
+    return sorted({c for c in (4, 16) if c < max_chunk} | {max_chunk})
+
+
+def calibrate_engine(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], params: Params,
+                     max_chunk: int, epochs: int = 3) -> dict[str, float]:
+    """Seconds per fold-epoch of the loop and of the batched engine at a few chunk sizes, on this device and config.
+
+    Keys: 'loop' and 'batched@<chunk>'. Cached per device, threads, config and chunk limit: once per machine.
     """
     key = hashlib.sha256(json.dumps([str(X.device), torch.get_num_threads(), repr(params.model), params.train.batch_size,
-                                     chunk, params.run.amp, torch.__version__]).encode()).hexdigest()[:16]
+                                     max_chunk, params.run.amp, torch.__version__]).encode()).hexdigest()[:16]
     path = cache_dir() / f"engine-{key}.json"
     if path.is_file():
         return json.loads(path.read_text())
     probe = params.replace(epochs=epochs, eval_every=1, fixed_epochs=[], progress=False)
     n_b = len(epoch_batches(plans[0], 1, probe.train))
-    same = [p for p in plans if len(epoch_batches(p, 1, probe.train)) == n_b][:chunk]
-    out = {}
-    for name, fn in ENGINES.items():
-        group = same if name == "batched" else same[:1]
-        stamps: list[float] = []
-
-        def tick(_n: int) -> None:
-            _sync(X.device)
-            stamps.append(time.perf_counter())
-
-        fn(X, y, group, probe, on_epoch=tick)
-        out[name] = (stamps[-1] - stamps[0]) / (len(group) * (epochs - 1))
+    same = [p for p in plans if len(epoch_batches(p, 1, probe.train)) == n_b]
+    out = {"loop": seconds_per_fold_epoch("loop", X, y, same[:2], probe)}
+    for c in chunk_candidates(min(max_chunk, len(same))):
+        out[f"batched@{c}"] = seconds_per_fold_epoch("batched", X, y, same[:c], probe)
     atomic_write_json(path, out)
     return out
+
+
+def choose_engine(timing: dict[str, float]) -> tuple[str, int]:
+    """(engine, chunk) of the fastest entry of a `calibrate_engine` result."""
+    best = min(timing, key=timing.get)
+    return ("loop", 1) if best == "loop" else ("batched", int(best.split("@")[1]))
 
 
 def _sync(device: torch.device) -> None:
@@ -411,7 +431,7 @@ def run_loso(params: Params, name: str = "loso", samples: pd.DataFrame | None = 
         engine = params.run.engine
         if engine == "auto":
             timing = calibrate_engine(X, y, todo, params, chunk)
-            engine = min(timing, key=timing.get)
+            engine, chunk = choose_engine(timing)
             meta["engine_timing_s_per_fold_epoch"] = timing
         if engine == "loop":
             chunk = 1

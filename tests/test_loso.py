@@ -141,3 +141,16 @@ def test_killed_run_resumes(tmp_path, data_dir):
     clean = loso.run_loso(config.load_params(params).replace(runs_dir=str(tmp_path / "clean")))
     pd.testing.assert_frame_equal(resumed, pd.read_csv(clean / "predictions.csv"))
     assert not list(run_dir.rglob("*.tmp"))
+
+
+def test_engine_choice_by_measurement(samples, inputs, tmp_path, monkeypatch):
+    monkeypatch.setenv("HTNET_CACHE_DIR", str(tmp_path))
+    X, y = inputs
+    p = config.params_from_dict({**TINY, "folds": ["s01", "s02", "s03", "s04", "s05"]})
+    plans = loso.plan_folds(samples, p.train)
+    assert loso.chunk_candidates(68) == [4, 16, 68] and loso.chunk_candidates(5) == [4, 5]
+    timing = loso.calibrate_engine(X, y, plans, p, max_chunk=5, epochs=2)
+    assert set(timing) == {"loop", "batched@4", "batched@5"} and all(t > 0 for t in timing.values())
+    assert loso.calibrate_engine(X, y, plans, p, max_chunk=5, epochs=2) == timing  # cached: measured once
+    assert loso.choose_engine({"loop": 2.0, "batched@4": 1.0, "batched@16": 1.5}) == ("batched", 4)
+    assert loso.choose_engine({"loop": 0.5, "batched@4": 1.0}) == ("loop", 1)
