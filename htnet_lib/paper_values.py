@@ -39,6 +39,8 @@ SOURCES = MappingProxyType({
     "authors_code": "github.com/wangzhifengharrison/HTNet, main_HTNet.py (commit 1ea5293f), function main()",
     "hyphtnet_readme": "github.com/Arksuzuran/HypHTNet, README.md, section 'Experiment' (table 'UF1/UAR': row HTNet, "
                        "columns Full, SMIC, CASME II, SAMM)",
+    "workplace_notes": "this project's shared field notes (NOTES.md, 'The authors' model'): facts checked by the "
+                       "workplace, including the paper's Table 5 figure of 149.57M parameters for (2, 2, 2)",
     "dface_note": "GitHub paper note on D-FACE ('From Pixels to Semantics', ICLR 2026, openreview.net/forum?id=yJFVKlratr), "
                   "table 'CDE (Composite Dataset, 3-class, MEGC2019)', row 'HTNet (2024)'; located with the code index's "
                   "find_string (file id 61740927222; an English and a Chinese copy carry the same table)",
@@ -92,6 +94,12 @@ FIG5: tuple[tuple[int, str, float, float], ...] = ()                            
 FIG6: tuple[tuple[int, str, float, float], ...] = ()                                 # (heads, dataset, UF1, UAR)
 FIG7: MappingProxyType = MappingProxyType({})                                        # dataset -> 3x3 rows (true) x cols (pred)
 
+# Table 5's parameter column, the one figure of it known here. Source: workplace_notes. It is not a parameter count:
+# the code's (2, 2, 2) model has 38,968,838 parameters, whose float32 size is 148.66 MB; torchsummary 1.5.1 on the
+# authors' Model.py prints "Estimated Total Size (MB): 149.57" (148.58 parameters + 0.98 forward/backward + 0.01 input),
+# the number the table shows as "149.57M" parameters.
+TABLE5_REPORTED_PARAMS_M = MappingProxyType({(2, 2, 2): 149.57})
+
 # A Table 4/5 row may be marked as the configuration of Table 2's HTNet row. Add its key here only if the paper says so.
 # tests then require its numbers to equal Table 2's. Keys: ("table4", block_size) or ("table5", block_repeats).
 SAME_AS_TABLE2: frozenset = frozenset()
@@ -137,7 +145,8 @@ MISSING = MappingProxyType({
     "Table 2": "rows of the compared methods (only HTNet's row was found)",
     "Table 3": "CAS(ME)^3 results: all of it",
     "Table 4": "block-size ablation: all of it",
-    "Table 5": "depth ablation (block_repeats, parameters, training time, UF1/UAR): all of it",
+    "Table 5": "depth ablation rows (training time, UF1/UAR); only the (2, 2, 2) 'parameters' figure is known "
+               "(TABLE5_REPORTED_PARAMS_M)",
     "Fig. 5": "hidden-dimension ablation: all of it (may be a plot without printed values)",
     "Fig. 6": "number-of-heads ablation: all of it (README shows it as an image only)",
     "Fig. 7": "confusion matrices: all of it",

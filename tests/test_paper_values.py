@@ -165,3 +165,17 @@ def test_accessors_return_copies():
     h = pv.htnet_table2()
     h.iloc[0, 0] = 0.0
     assert pv.htnet_table2().iloc[0, 0] == 0.8603
+
+
+def test_table5_parameter_figure_is_a_size_in_mb_not_a_count():
+    """149.57 "M parameters" for (2, 2, 2) is torchsummary's total size in MB: the fp32 weights alone are 148.66 MB."""
+    import torch
+
+    from htnet_lib.config import ModelConfig
+    from htnet_lib.model import HTNet, count_parameters
+
+    with torch.device("meta"):
+        n = count_parameters(HTNet(ModelConfig(block_repeats=(2, 2, 2))))
+    reported = pv.TABLE5_REPORTED_PARAMS_M[(2, 2, 2)]
+    assert n == 38_968_838 and abs(n / 1e6 - reported) > 100
+    assert abs(n * 4 / 2**20 - reported) / reported < 0.01
