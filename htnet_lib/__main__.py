@@ -81,8 +81,17 @@ def cmd_bench(args: argparse.Namespace) -> None:
 def cmd_reproduce(args: argparse.Namespace) -> None:
     from .reproduce import reproduce
 
+    import pandas as pd
+
+    from .notebook import figures_dir
+
     done = reproduce(args.params, only=args.only or None, out_dir=args.out)
-    print(f"{len(done)} notebooks executed; figures in figures/{args.params.rstrip('/').split('/')[-1]}/")
+    out = figures_dir(args.params.rstrip("/"))
+    print(f"{len(done)} notebooks executed; tables and figures in {out}")
+    t2 = out / "table2.csv"
+    if t2.is_file():  # the main result: UF1/UAR per dataset, ours beside the paper's and the authors'
+        table = pd.read_csv(t2).pivot_table(index="source", columns="scope", values=["UF1", "UAR"], sort=False)
+        print("\nTable 2 (UF1 / UAR, leave-one-subject-out):\n" + table.round(4).to_string())
 
 
 def build_parser() -> argparse.ArgumentParser:
