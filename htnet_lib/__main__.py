@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--epochs", type=int, default=3)
     b.add_argument("--folds", type=int, default=0, help="folds the batched engine trains at once (0: as a run would)")
     b.add_argument("--raw", action="store_true", help="also time the raw-frames pipeline at 640x480")
-    b.add_argument("--raw-samples", type=int, default=16)
+    b.add_argument("--raw-samples", type=int, default=48)
     b.set_defaults(fn=cmd_bench)
 
     r = sub.add_parser("reproduce", help="run every notebook in order with papermill")
