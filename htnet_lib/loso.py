@@ -407,8 +407,9 @@ def run_loso(params: Params, name: str = "loso", samples: pd.DataFrame | None = 
         unknown = set(params.train.datasets) - set(data_mod.DATASETS)
         if unknown:
             raise HTNetInputError(None, "datasets", f"unknown dataset(s) {sorted(unknown)}")
-        samples = samples[samples["dataset"].astype(str).isin(params.train.datasets)].reset_index(drop=True)
-        X = None if X is None else X  # caller-supplied X must already match
+        keep = samples["dataset"].astype(str).isin(params.train.datasets).to_numpy()
+        samples = samples[keep].reset_index(drop=True)
+        X = None if X is None else X[torch.from_numpy(keep.copy())]  # X is given for the unfiltered samples
     plans = plan_folds(samples, params.train)  # validates folds before any training
     data_fp = data_mod.fingerprint(samples.attrs.get("data_dir"))
     run_dir = run_dir_for(params, data_fp, name)

@@ -154,3 +154,14 @@ def test_engine_choice_by_measurement(samples, inputs, tmp_path, monkeypatch):
     assert loso.calibrate_engine(X, y, plans, p, max_chunk=5, epochs=2) == timing  # cached: measured once
     assert loso.choose_engine({"loop": 2.0, "batched@4": 1.0, "batched@16": 1.5}) == ("batched", 4)
     assert loso.choose_engine({"loop": 0.5, "batched@4": 1.0}) == ("loop", 1)
+
+
+def test_datasets_filter_trains_on_that_dataset_only(samples, inputs, tmp_path):
+    X, _ = inputs
+    p = config.params_from_dict({**TINY, "epochs": 2, "datasets": ["samm"], "folds": ["006"], "runs_dir": str(tmp_path),
+                                 "engine": "loop"})
+    d = loso.run_loso(p, samples=samples, X=X)
+    preds = pd.read_csv(d / "predictions.csv", dtype={"subject": str})
+    assert set(preds["subject"]) == {"006"} and set(preds["dataset"]) == {"samm"}
+    with pytest.raises(HTNetInputError, match="datasets"):
+        loso.run_loso(p.replace(datasets=["mmew"]), samples=samples)
