@@ -83,8 +83,8 @@ def git_revision(root: Path = REPO_ROOT) -> str:
 def torch_threads(n: int) -> Iterator[None]:
     """Run a block on `n` torch CPU threads, then restore the caller's setting.
 
-    MTCNN's many small convolutions run far slower on several threads on a small CPU (seen here, 2 cores: 0.11 s per
-    28x28 face on 2 threads, 0.004 s on 1), so face detection runs on one.
+    MTCNN's many small convolutions gain nothing from several threads on a small CPU and lose much when the cores are
+    busy (seen here on 2 loaded cores: 0.11 s per 28x28 face on 2 threads, 0.004 s on 1), so detection runs on one.
     """
     import torch
 

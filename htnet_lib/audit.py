@@ -57,8 +57,7 @@ def random_guess_oracle(samples: pd.DataFrame, epochs: int = 800, repeats: int =
 
 def summarize(scores: pd.DataFrame, by: Sequence[str] = ("protocol", "scope")) -> pd.DataFrame:
     """Mean and sd of UF1/UAR over repeats or seeds."""
-    g = scores.groupby(list(by), sort=False)[["UF1", "UAR"]]
-    return g.mean().add_suffix("_mean").join(g.std(ddof=1).add_suffix("_sd")).reset_index()
+    return metrics.mean_sd(scores, by)
 
 
 def chance_level(samples: pd.DataFrame, draws: int = 200, seed: int = 0) -> pd.DataFrame:

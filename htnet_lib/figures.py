@@ -10,16 +10,15 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+import json
 
-matplotlib.use("Agg") if not os.environ.get("MPLBACKEND") else None  # headless unless a notebook chose a backend
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
 
-from . import loso, metrics, paper_values  # noqa: E402
-from ._io import REPO_ROOT, atomic_path  # noqa: E402
+from . import loso, metrics, paper_values
+from ._io import REPO_ROOT, atomic_path
 
 FIGURES_DIR = REPO_ROOT / "figures"
 SCOPES = list(metrics.SCOPES)
@@ -114,7 +113,7 @@ def confusion_figure(panels: dict[str, pd.DataFrame], pred_cols: dict[str, str] 
     for r, (name, preds) in enumerate(panels.items()):
         col = (pred_cols or {}).get(name, "pred")
         for c, scope in enumerate(SCOPES):
-            sub = preds if scope == metrics.FULL else preds[preds["dataset"].astype(str) == _dataset_key(scope)]
+            sub = metrics.scope_rows(preds, scope)
             cm = metrics.confusion(sub["label"], sub[col])
             norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
             sns.heatmap(norm, annot=cm, fmt="d", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=axes[r, c],
@@ -127,12 +126,6 @@ def confusion_figure(panels: dict[str, pd.DataFrame], pred_cols: dict[str, str] 
     return fig
 
 
-def _dataset_key(scope: str) -> str:
-    from .data import DATASET_NAMES
-
-    return {v: k for k, v in DATASET_NAMES.items()}[scope]
-
-
 # ---------------------------------------------------------------- oracle vs honest over epochs
 
 def curves(run_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
@@ -140,8 +133,6 @@ def curves(run_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
     frames = []
     for d in run_dirs:
         c = pd.read_csv(Path(d) / "curve.csv")
-        import json
-
         seed = json.loads((Path(d) / "run.json").read_text())["params"]["seed"]
         frames.append(c.assign(seed=seed))
     return pd.concat(frames, ignore_index=True)
@@ -223,10 +214,7 @@ def sweep_figure(results: pd.DataFrame, sweep: str, x: str, title: str, paper: p
 def audit_table(guess_scores: pd.DataFrame, real: Sequence[str | os.PathLike], shuffled: Sequence[str | os.PathLike] = ()) -> pd.DataFrame:
     """What the paper's selection gives on no information (random guesses, a model trained on shuffled labels) beside
     real runs, each under the paper protocol and at a fixed epoch; mean and sd over repeats/seeds."""
-    frames = []
-    g = guess_scores.groupby(["protocol", "scope"], sort=False)[["UF1", "UAR"]]
-    frames.append(g.mean().add_suffix("_mean").join(g.std(ddof=1).add_suffix("_sd")).join(g.size().rename("n"))
-                  .reset_index().assign(predictions="random guesses (class priors)"))
+    frames = [metrics.mean_sd(guess_scores).assign(predictions="random guesses (class priors)")]
     for name, dirs in (("HTNet, real labels", real), ("HTNet, shuffled labels", shuffled)):
         if dirs:
             s = loso.seed_summary(dirs).rename(columns={"seeds": "n"})

@@ -231,7 +231,7 @@ def train_batched(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], p
     Y = torch.stack([fold_labels(p, y, tr) for p in plans])  # (F, N): each fold's training labels
     score_idx, _ = _stack([np.concatenate([p.test_idx, p.inner_idx]) for p in plans], device)
     n_f = len(plans)
-    test_p, inner_p, losses = [], [], []
+    test_p, losses = [], []
     for epoch in range(1, tr.epochs + 1):
         base.train()
         batches = [epoch_batches(p, epoch, tr) for p in plans]
@@ -566,9 +566,5 @@ def run_seeds(params: Params, name: str = "loso", **kwargs) -> list[Path]:
 
 def seed_summary(run_dirs: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """Mean and sd over seeds of UF1/UAR per protocol and scope."""
-    frames = [read_metrics(d).assign(run=str(d)) for d in run_dirs]
-    allm = pd.concat(frames)
-    g = allm.groupby(["protocol", "scope"], sort=False)[["UF1", "UAR"]]
-    out = g.mean().add_suffix("_mean").join(g.std(ddof=1).add_suffix("_sd")).join(g.size().rename("seeds"))
-    return out.reset_index()
+    return metrics.mean_sd(pd.concat([read_metrics(d) for d in run_dirs]), count="seeds")
 

@@ -70,6 +70,20 @@ def scores(predictions: pd.DataFrame, pred_col: str = "pred") -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")[["UF1", "UAR", "n"]]
 
 
+def scope_rows(predictions: pd.DataFrame, scope: str) -> pd.DataFrame:
+    """The rows of one scope: all of them for Full, else those of the dataset named `scope` (e.g. 'SAMM')."""
+    if scope == FULL:
+        return predictions
+    key = {v: k for k, v in DATASET_NAMES.items()}[scope]
+    return predictions[predictions["dataset"].astype(str) == key]
+
+
+def mean_sd(scores: pd.DataFrame, by: Sequence[str] = ("protocol", "scope"), count: str = "n") -> pd.DataFrame:
+    """Mean, sd and count of UF1/UAR per group, over repeats or seeds: columns *by, UF1_mean, UAR_mean, UF1_sd, ..."""
+    g = scores.groupby(list(by), sort=False)[["UF1", "UAR"]]
+    return g.mean().add_suffix("_mean").join(g.std(ddof=1).add_suffix("_sd")).join(g.size().rename(count)).reset_index()
+
+
 def bootstrap(predictions: pd.DataFrame, pred_col: str = "pred", n_boot: int = 1000, seed: int = 0,
               level: float = 0.95) -> pd.DataFrame:
     """Percentile intervals for UF1/UAR by resampling subjects with replacement (LOSO's unit), per scope.
@@ -81,8 +95,7 @@ def bootstrap(predictions: pd.DataFrame, pred_col: str = "pred", n_boot: int = 1
     out = {}
     alpha = (1 - level) / 2
     for name in point.index:
-        g = predictions if name == FULL else predictions[predictions["dataset"].astype(str) ==
-                                                         {v: k for k, v in DATASET_NAMES.items()}[name]]
+        g = scope_rows(predictions, name)
         by_subject = {s: (sg["label"].to_numpy(), sg[pred_col].to_numpy()) for s, sg in g.groupby("subject", sort=False)}
         keys = list(by_subject)
         stats = np.empty((n_boot, 2))

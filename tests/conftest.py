@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
 from htnet_lib import data
@@ -45,3 +47,38 @@ def release_copy(data_dir, tmp_path) -> Path:
         for p in (data_dir / sub).iterdir():
             (root / sub / p.name).symlink_to(p)
     return root
+
+
+@pytest.fixture(scope="session")
+def release_dir(data_dir) -> Path:
+    """The raw-frames tests' name for the release folder."""
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def real_faces(release_dir: Path) -> list[np.ndarray]:
+    """Six of the release's real apex faces, grey, 112x112 (spread over the three databases by name order)."""
+    files = sorted((release_dir / "datasets" / "combined_datasets_whole").glob("*.jpg"))
+    picks = files[:: max(1, len(files) // 6)][:6]
+    return [cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (112, 112), interpolation=cv2.INTER_AREA)
+            for f in picks]
+
+
+@pytest.fixture(scope="session")
+def synthetic_db(release_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """Factory: a small generated raw database per (database, options), made once per session."""
+    from htnet_lib.raw.synthetic import make_raw_database
+
+    cache: dict = {}
+
+    def make(database: str, **kw):
+        key = (database, tuple(sorted(kw.items())))
+        if key not in cache:
+            opts = dict(n_subjects=2, per_subject=3, frame_size=(128, 112), face_px=80, n_frames=7, amplitude=1.5,
+                        noise=1.0, faults=True, seed=3)
+            opts.update(kw)
+            root = tmp_path_factory.mktemp(f"raw_{database}")
+            cache[key] = make_raw_database(database, root, release_dir, **opts)
+        return cache[key]
+
+    return make

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from htnet_lib import audit, figures, loso
+from htnet_lib import audit, figures
 from htnet_lib._io import HTNetInputError
 
 

@@ -1,4 +1,3 @@
-import shutil
 import zipfile
 
 import numpy as np

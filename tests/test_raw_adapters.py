@@ -9,8 +9,6 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from conftest_raw import release_dir, synthetic_db  # noqa: F401 - fixtures
-
 from htnet_lib._io import HTNetInputError
 from htnet_lib.raw import _xlsx
 from htnet_lib.raw.adapters import (EMOTIONS, EXCLUDED, compare_with_release, load_database, read_table,

@@ -15,8 +15,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest_raw import real_faces, release_dir  # noqa: F401 - fixtures
-
 from htnet_lib.raw import apex as A
 from htnet_lib.raw import fields as F
 from htnet_lib.raw.synthetic import intensity_profile

@@ -8,8 +8,6 @@ import cv2
 import pandas as pd
 import pytest
 
-from conftest_raw import release_dir, synthetic_db  # noqa: F401 - fixtures
-
 from htnet_lib._io import HTNetInputError
 from htnet_lib.raw import build as B
 from htnet_lib.raw import cli

@@ -21,8 +21,6 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest_raw import real_faces, release_dir  # noqa: F401 - fixtures
-
 from htnet_lib.raw import fields as F
 from htnet_lib.raw import flow as FL
 

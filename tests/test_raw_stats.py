@@ -4,8 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest_raw import release_dir  # noqa: F401 - fixture
-
 from htnet_lib.raw import stats
 
 
