@@ -35,12 +35,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from . import release
 from ._io import REPO_ROOT, HTNetInputError, atomic_write_json
+from .release import CSV_NAME, FACE_DIR, FLOW_DIR, LABELS, flow_name
 
-CSV_NAME = "combined_3_class2_for_optical_flow.csv"
-FLOW_DIR = "datasets/STSNet_whole_norm_u_v_os"
-FACE_DIR = "datasets/combined_datasets_whole"
-PREDICTIONS_NAME = "authors_predictions.json"
 ENV_VAR = "HTNET_DATA_DIR"
 DEFAULT_DIR = REPO_ROOT / "data" / "htnet-release"
 
@@ -49,13 +47,6 @@ UPSTREAM_COMMIT = "91cf4bda0a2db50d638d46c04c5d7cf3b602d446"
 UPSTREAM_ZIP = f"https://codeload.github.com/{UPSTREAM_REPO}/zip/{UPSTREAM_COMMIT}"
 MANIFEST = Path(__file__).with_name("release_manifest.json")
 
-LABELS = {0: "negative", 1: "positive", 2: "surprise"}
-COMPOSITE = ("smic", "casme2", "samm")  # the composite dataset, in the paper's order (Table 2)
-DATASETS = (*COMPOSITE, "casme3")  # CAS(ME)^3 (Table 3) comes only from raw frames (htnet_lib.raw)
-DATASET_NAMES = {"smic": "SMIC-HS", "casme2": "CASME II", "samm": "SAMM", "casme3": "CAS(ME)^3"}
-FLOW_SHAPE = (28, 28, 3)
-FACE_SHAPE = (224, 224, 3)
-REQUIRED_COLUMNS = ("dataset", "sub", "filename_o", "label", "imagename")
 
 FETCH_HELP = (
     "The HTNet release was not found at {where}. Either set {env} to a folder holding the authors' release "
@@ -74,11 +65,6 @@ def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return path.resolve()
 
 
-def flow_name(sub: str, filename_o: str) -> str:
-    """The release's flow-map file name (with the upstream space before `.png`)."""
-    return f"{sub}_{filename_o} .png"
-
-
 def load_samples(data_dir: str | os.PathLike | None = None, check_files: bool = True) -> pd.DataFrame:
     """The samples table (§4.1): one row per sample, in the CSV's order.
 
@@ -92,19 +78,19 @@ def load_samples(data_dir: str | os.PathLike | None = None, check_files: bool = 
         raw = pd.read_csv(csv, dtype=str, keep_default_na=False)  # str: SAMM subjects are "006", not 6
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
         raise HTNetInputError(csv, None, f"not a readable CSV: {e}") from None
-    for col in REQUIRED_COLUMNS:
+    for col in release.REQUIRED_COLUMNS:
         if col not in raw.columns:
             raise HTNetInputError(csv, col, f"required column missing (columns present: {list(raw.columns)})")
     if raw.empty:
         raise HTNetInputError(csv, None, "no samples")
-    for col in REQUIRED_COLUMNS:
+    for col in release.REQUIRED_COLUMNS:
         empty = raw.index[raw[col].str.strip() == ""]
         if len(empty):
             raise HTNetInputError(csv, col, f"empty value on data row {empty[0] + 1}")
-    bad_ds = raw.loc[~raw["dataset"].isin(DATASETS), "dataset"]
+    bad_ds = raw.loc[~raw["dataset"].isin(release.KEYS), "dataset"]
     if len(bad_ds):
         raise HTNetInputError(csv, "dataset", f"unknown dataset {bad_ds.iloc[0]!r} on data row {bad_ds.index[0] + 1} "
-                                               f"(known: {', '.join(DATASETS)})")
+                                               f"(known: {', '.join(release.KEYS)})")
     labels = pd.to_numeric(raw["label"], errors="coerce")
     bad = raw.index[~labels.isin(list(LABELS))]
     if len(bad):
@@ -114,7 +100,7 @@ def load_samples(data_dir: str | os.PathLike | None = None, check_files: bool = 
         r = raw[dup].iloc[0]
         raise HTNetInputError(csv, "filename_o", f"duplicate sample {r['sub']}/{r['filename_o']}")
     samples = pd.DataFrame({
-        "dataset": pd.Categorical(raw["dataset"], categories=DATASETS),
+        "dataset": pd.Categorical(raw["dataset"], categories=release.KEYS),
         "subject": raw["sub"].astype(str),
         "sample": raw["filename_o"].astype(str),
         "label": labels.astype(np.int64),
@@ -132,10 +118,17 @@ def load_samples(data_dir: str | os.PathLike | None = None, check_files: bool = 
 
 
 def _read_image(path: str, expected: tuple[int, int, int], field: str) -> np.ndarray:
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    # IMREAD_UNCHANGED: IMREAD_COLOR would silently expand a one-channel (grayscale) image to three equal channels
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None:
         kind = "missing" if not os.path.isfile(path) else "unreadable (not an image, or corrupt)"
         raise HTNetInputError(path, field, f"image {kind}")
+    if img.dtype != np.uint8:
+        raise HTNetInputError(path, field, f"image is {img.dtype}, expected 8-bit")
+    channels = 1 if img.ndim == 2 else img.shape[2]
+    if channels != expected[2]:
+        raise HTNetInputError(path, field, f"image has {channels} channel(s), expected {expected[2]}"
+                                           + (" (a grayscale image cannot hold strain, v and u)" if channels == 1 else ""))
     if img.shape != expected:
         raise HTNetInputError(path, field, f"image shape {img.shape}, expected {expected}")
     return img
@@ -145,12 +138,12 @@ def load_flow_maps(samples: pd.DataFrame, progress: bool = False) -> np.ndarray:
     """(N, 28, 28, 3) uint8 flow maps in OpenCV order (strain, v, u), raw 0..255, as the authors' code reads them."""
     paths = samples["flow_path"].tolist()
     it = tqdm(paths, desc="flow maps", disable=not progress)
-    return np.stack([_read_image(p, FLOW_SHAPE, "flow_path") for p in it])
+    return np.stack([_read_image(p, release.FLOW_SHAPE, "flow_path") for p in it])
 
 
 def load_face(path: str) -> np.ndarray:
     """One 224x224 apex face as an RGB uint8 array."""
-    return cv2.cvtColor(_read_image(path, FACE_SHAPE, "face_path"), cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(_read_image(path, release.FACE_SHAPE, "face_path"), cv2.COLOR_BGR2RGB)
 
 
 def class_counts(samples: pd.DataFrame) -> pd.DataFrame:
@@ -161,7 +154,7 @@ def class_counts(samples: pd.DataFrame) -> pd.DataFrame:
     per = per[per["subjects"] > 0]
     per["total"] = per[list(LABELS.values())].sum(axis=1)
     per.loc["all"] = [samples["subject"].nunique(), *per[list(LABELS.values())].sum(), len(samples)]
-    per.index = [DATASET_NAMES.get(i, i) for i in per.index]
+    per.index = [release.name_of(i) for i in per.index]
     return per
 
 

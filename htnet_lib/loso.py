@@ -41,7 +41,7 @@ from torch.func import functional_call, stack_module_state
 from tqdm.auto import tqdm
 
 from . import data as data_mod
-from . import metrics, regions
+from . import metrics, regions, release
 from ._io import REPO_ROOT, HTNetInputError, atomic_path, atomic_write_json, cache_dir, git_revision
 from .config import ModelConfig, Params, TrainConfig
 from .model import HTNet
@@ -404,7 +404,7 @@ def run_loso(params: Params, name: str = "loso", samples: pd.DataFrame | None = 
         torch.set_num_threads(params.run.threads)
     samples = data_mod.load_samples(params.run.data_dir or None) if samples is None else samples
     if params.train.datasets:
-        unknown = set(params.train.datasets) - set(data_mod.DATASETS)
+        unknown = set(params.train.datasets) - set(release.KEYS)
         if unknown:
             raise HTNetInputError(None, "datasets", f"unknown dataset(s) {sorted(unknown)}")
         keep = samples["dataset"].astype(str).isin(params.train.datasets).to_numpy()

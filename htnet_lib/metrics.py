@@ -18,11 +18,12 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from . import release
 from ._io import HTNetInputError
-from .data import COMPOSITE, DATASET_NAMES, DATASETS, LABELS, PREDICTIONS_NAME, resolve_data_dir
+from .data import resolve_data_dir
+from .release import FULL, LABELS, PREDICTIONS_NAME
 
-FULL = "Full"
-SCOPES = (FULL, *(DATASET_NAMES[d] for d in COMPOSITE))  # Full, SMIC-HS, CASME II, SAMM
+SCOPES = tuple(release.scopes())  # Full, SMIC-HS, CASME II, SAMM
 
 
 def confusion(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int = 3) -> np.ndarray:
@@ -61,8 +62,8 @@ def scores(predictions: pd.DataFrame, pred_col: str = "pred") -> pd.DataFrame:
         if col not in predictions.columns:
             raise HTNetInputError(None, col, f"predictions table lacks column '{col}'")
     rows = {}
-    groups = [(FULL, predictions)] + [(DATASET_NAMES[d], predictions[predictions["dataset"].astype(str) == d])
-                                      for d in DATASETS]
+    groups = [(FULL, predictions)] + [(release.name_of(d), predictions[predictions["dataset"].astype(str) == d])
+                                      for d in release.KEYS]
     for name, g in groups:
         if len(g):
             uf1, uar = uf1_uar(g["label"], g[pred_col])
@@ -74,7 +75,7 @@ def scope_rows(predictions: pd.DataFrame, scope: str) -> pd.DataFrame:
     """The rows of one scope: all of them for Full, else those of the dataset named `scope` (e.g. 'SAMM')."""
     if scope == FULL:
         return predictions
-    key = {v: k for k, v in DATASET_NAMES.items()}[scope]
+    key = release.key_of(scope)
     return predictions[predictions["dataset"].astype(str) == key]
 
 

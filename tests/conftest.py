@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from htnet_lib import data
+from htnet_lib import data, release
 from htnet_lib._io import HTNetInputError
 
 
@@ -41,8 +41,8 @@ def release_copy(data_dir, tmp_path) -> Path:
     """A writable copy of the release's CSV with symlinked image folders, for corrupting in tests."""
     root = tmp_path / "release"
     (root / "datasets").mkdir(parents=True)
-    (root / data.CSV_NAME).write_bytes((data_dir / data.CSV_NAME).read_bytes())
-    for sub in (data.FLOW_DIR, data.FACE_DIR):
+    (root / release.CSV_NAME).write_bytes((data_dir / release.CSV_NAME).read_bytes())
+    for sub in (release.FLOW_DIR, release.FACE_DIR):
         (root / sub).mkdir()
         for p in (data_dir / sub).iterdir():
             (root / sub / p.name).symlink_to(p)

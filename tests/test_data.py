@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from htnet_lib import data
+from htnet_lib import data, release
 from htnet_lib._io import HTNetInputError
 
 
@@ -63,7 +63,7 @@ def test_missing_data_dir_message(tmp_path, monkeypatch):
 
 
 def _edit_csv(root, fn):
-    p = root / data.CSV_NAME
+    p = root / release.CSV_NAME
     df = pd.read_csv(p, dtype=str, keep_default_na=False)
     fn(df).to_csv(p, index=False)
 
@@ -78,11 +78,11 @@ def test_bad_csv(release_copy, edit, field):
     _edit_csv(release_copy, edit)
     with pytest.raises(HTNetInputError) as e:
         data.load_samples(release_copy)
-    assert e.value.field == field and data.CSV_NAME in str(e.value)
+    assert e.value.field == field and release.CSV_NAME in str(e.value)
 
 
 def test_missing_and_corrupt_images(release_copy):
-    flow = release_copy / data.FLOW_DIR / "sub01_EP02_01f .png"
+    flow = release_copy / release.FLOW_DIR / "sub01_EP02_01f .png"
     flow.unlink()
     with pytest.raises(HTNetInputError) as e:
         data.load_samples(release_copy)
@@ -95,6 +95,20 @@ def test_missing_and_corrupt_images(release_copy):
     cv2.imwrite(str(flow), np.zeros((32, 32, 3), np.uint8))
     with pytest.raises(HTNetInputError, match=r"shape \(32, 32, 3\)"):
         data.load_flow_maps(s)
+
+
+def test_grayscale_flow_map_is_rejected(release_copy, flow_maps):
+    """OpenCV's IMREAD_COLOR would expand a one-channel PNG to three equal channels; the loader refuses it."""
+    import cv2
+
+    flow = release_copy / release.FLOW_DIR / "sub01_EP02_01f .png"
+    flow.unlink()  # a symlink into the shared release: replace it, never write through it
+    cv2.imwrite(str(flow), flow_maps[0][..., 0])
+    assert cv2.imread(str(flow), cv2.IMREAD_COLOR).shape == (28, 28, 3)  # what the old reading accepted
+    s = data.load_samples(release_copy)
+    with pytest.raises(HTNetInputError, match=r"1 channel\(s\), expected 3") as e:
+        data.load_flow_maps(s)
+    assert e.value.field == "flow_path" and "sub01_EP02_01f .png" in str(e.value)
 
 
 def test_fetch_from_archive_verifies(data_dir, tmp_path):

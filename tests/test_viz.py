@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from htnet_lib import data, paper_values, viz  # noqa: E402
+from htnet_lib import release, data, paper_values, viz  # noqa: E402
 from htnet_lib.config import ModelConfig  # noqa: E402
 from htnet_lib.model import HTNet  # noqa: E402
 
@@ -42,7 +42,7 @@ def model_and_input(cfg: ModelConfig, seed: int = 0) -> tuple[HTNet, torch.Tenso
 
 def test_example_indices_cycle_emotions_per_dataset():
     samples = pd.DataFrame({
-        "dataset": pd.Categorical(["smic"] * 5 + ["samm"] * 3, categories=data.DATASETS),
+        "dataset": pd.Categorical(["smic"] * 5 + ["samm"] * 3, categories=release.KEYS),
         "emotion": ["negative", "negative", "positive", "surprise", "positive", "negative", "negative", "surprise"]})
     idx = viz.example_indices(samples, per_dataset=3)
     assert idx == [0, 2, 3, 5, 7, 6]  # smic: one of each emotion; casme2 absent; samm: negative, surprise, negative
