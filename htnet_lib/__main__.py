@@ -10,21 +10,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
-
-import yaml
 
 from ._io import HTNetInputError
-
-
-def _overrides(pairs: list[str]) -> dict[str, Any]:
-    out = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise HTNetInputError("--set", pair, "expected key=value")
-        k, v = pair.split("=", 1)
-        out[k] = yaml.safe_load(v)
-    return out
+from .config import parse_set
 
 
 def cmd_fetch(args: argparse.Namespace) -> None:
@@ -48,25 +36,23 @@ def cmd_loso(args: argparse.Namespace) -> None:
     from . import loso
     from .config import load_params
 
-    params = load_params(args.params, _overrides(args.set))
-    if args.data_dir:
-        params = params.replace(data_dir=args.data_dir)
-    dirs = loso.run_seeds(params, name=args.name)
+    sets = parse_set(args.set) | ({"data_dir": args.data_dir} if args.data_dir else {})
+    params = load_params(args.params, sets)
+    runs = loso.run_seeds(params, name=args.name)
     pd.set_option("display.width", 120)
-    for d in dirs:
-        m = loso.read_metrics(d)
-        table = m.pivot_table(index="scope", columns="protocol", values=["UF1", "UAR"], sort=False)
-        print(f"\n{d}\n{table.round(4).to_string()}")
-    if len(dirs) > 1:
-        print("\nover seeds:\n" + loso.seed_summary(dirs).round(4).to_string(index=False))
-    print(f"\n{loso.PROTOCOL_NOTE}")
+    for run in runs:
+        table = run.metrics().pivot_table(index="scope", columns="protocol", values=["UF1", "UAR"], sort=False)
+        print(f"\n{run.dir}\n{table.round(4).to_string()}")
+    if len(runs) > 1:
+        print("\nover seeds:\n" + loso.seed_summary(runs).round(4).to_string(index=False))
+    print("\n" + "\n".join(f"{name}: {loso.label(name)}" for name in runs[0].meta["protocols"]))
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from . import bench
     from .config import load_params
+    from .studies import bench
 
-    params = load_params(args.params, _overrides(args.set))
+    params = load_params(args.params, parse_set(args.set))
     print(bench.format_report(bench.benchmark(params, epochs=args.epochs, folds=args.folds)))
     if args.raw:
         from .raw import bench as raw_bench

@@ -20,8 +20,8 @@ class HTNetInputError(ValueError):
         self.field = field
         self.problem = problem
         where = []
-        if self.source:
-            where.append(f"file {self.source}")
+        if self.source:  # a command-line option ("--set") or a placeholder ("<dict>") is not a file
+            where.append(self.source if self.source.startswith(("--", "<")) else f"file {self.source}")
         if field:
             where.append(f"field '{field}'")
         prefix = ", ".join(where)
@@ -101,3 +101,22 @@ def cache_dir() -> Path:
     d = Path(os.environ.get("HTNET_CACHE_DIR") or Path.home() / ".cache" / "htnet_lib")
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+PROGRESS_ENV = "HTNET_PROGRESS"  # "log": plain text progress lines (what `reproduce` sets for its notebooks' kernels)
+
+
+def progress(iterable=None, **kwargs):
+    """A tqdm progress bar: a notebook widget or a terminal bar as tqdm.auto picks, or, with $HTNET_PROGRESS=log,
+    plain text lines on stderr at most every 20 s, which papermill's log shows while a notebook cell runs."""
+    if os.environ.get(PROGRESS_ENV) == "log":
+        import sys
+
+        from tqdm import tqdm as text_tqdm
+
+        kwargs.setdefault("mininterval", 20.0)
+        kwargs.setdefault("ascii", True)
+        return text_tqdm(iterable, file=sys.stderr, dynamic_ncols=False, ncols=100, **kwargs)
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, **kwargs)

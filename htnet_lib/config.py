@@ -1,62 +1,102 @@
 """Typed configuration for every params section: the model (§3), the training protocol (§4.2) and the run.
 
-Params files are flat YAML (papermill merges parameters shallowly, so nested sections would be replaced whole):
-every key belongs to exactly one of `ModelConfig`, `TrainConfig` or `RunConfig`. An unknown key, a wrong type or
-an out-of-range value raises `HTNetInputError` naming the params file and the key, before any work starts.
+Params files are flat YAML (papermill merges parameters shallowly, so nested sections would be replaced whole): every
+key belongs to exactly one of `ModelConfig`, `TrainConfig` or `RunConfig`. The sections are pydantic models in strict
+mode: an unknown key, a wrong type (`true` for a number, text for an integer), a non-finite number (`.nan`, `.inf`) or
+an out-of-range value raises `HTNetInputError` naming the params file (or `--set`) and the key, before any work starts.
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-import types
-import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
 
 from ._io import HTNetInputError
 
+Positive = Annotated[int, Field(gt=0)]
+Ints = Annotated[tuple[StrictInt, ...], Field(strict=False)]  # YAML gives lists; items stay strict
+Strs = Annotated[tuple[StrictStr, ...], Field(strict=False)]
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """HTNet hyper-parameters (§3.2-3.3, §4.2). Defaults are the authors' released (2,2,10) configuration.
 
-    `dim` and `heads` are those of the first (finest) hierarchy; both double at each coarser level.
-    `block_repeats` counts transformer layers per hierarchy, finest first.
+def input_error(e: ValidationError, source: str | None) -> HTNetInputError:
+    """The first pydantic error as one `HTNetInputError` naming the key (and a list item's position)."""
+    err = e.errors()[0]
+    cause = (err.get("ctx") or {}).get("error")
+    if isinstance(cause, HTNetInputError):  # raised by a cross-field check below: it knows its field
+        return HTNetInputError(source, cause.field, cause.problem)
+    loc = [str(p) for p in err["loc"]]
+    key = loc[0] if loc else None
+    where = f" (item {loc[1]})" if len(loc) > 1 else ""
+    problem = err["msg"][0].lower() + err["msg"][1:]
+    if err["type"] == "extra_forbidden":
+        problem = "unknown key (known keys: " + ", ".join(sorted(OWNER)) + ")"
+    elif isinstance(err.get("input"), str) and err["type"].startswith("float") and _is_number(err["input"]):
+        problem += " (YAML reads 5e-5 as text: write 5.0e-5)"
+    return HTNetInputError(source, key, f"{problem}{where}, got {err.get('input')!r}")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as e:
+            raise input_error(e, None) from None
+
+
+class ModelConfig(Section):
+    """Model hyper-parameters (§3.2-3.3, §4.4). Defaults are the paper's initial settings of §4.4: block 7x7 at the
+    bottom level (28 px input, 7 px patches, 3 hierarchies), dim 256, 3 heads, (2, 2, 8) layers. The authors' released
+    script builds (2, 2, 10) (`AUTHORS_SCRIPT`).
+
+    `arch` names the network (`htnet`, or the `ststnet` baseline, which uses only image_size, channels, num_classes,
+    dropout). `dim` and `heads` are those of the first (finest) hierarchy; both double at each coarser level.
+    `block_repeats` counts transformer layers per hierarchy, finest first. `image_size` is the model's input side: the
+    assembled 28x28 regions are resized to it when it differs (Table 4's geometry, `regions.model_inputs`).
     """
 
-    image_size: int = 28
-    patch_size: int = 7
-    dim: int = 256
-    heads: int = 3
-    num_hierarchies: int = 3
-    block_repeats: tuple[int, ...] = (2, 2, 10)
-    mlp_mult: int = 4
-    dropout: float = 0.0
-    num_classes: int = 3
-    channels: int = 3
+    arch: Literal["htnet", "ststnet"] = "htnet"
+    image_size: Positive = 28
+    patch_size: Positive = 7
+    dim: Positive = 256
+    heads: Positive = 3
+    num_hierarchies: Positive = 3
+    block_repeats: Ints = (2, 2, 8)
+    mlp_mult: Positive = 4
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    num_classes: Positive = 3
+    channels: Positive = 3
 
-    def __post_init__(self) -> None:
-        for name in ("image_size", "patch_size", "dim", "heads", "num_hierarchies", "mlp_mult", "num_classes", "channels"):
-            if getattr(self, name) <= 0:
-                raise HTNetInputError(None, name, f"must be positive, got {getattr(self, name)}")
+    @model_validator(mode="after")
+    def _geometry(self) -> "ModelConfig":
+        if self.arch != "htnet":
+            return self
         if self.image_size % self.patch_size:
             raise HTNetInputError(None, "patch_size", f"{self.patch_size} does not divide image_size {self.image_size}")
         if len(self.block_repeats) != self.num_hierarchies or any(r <= 0 for r in self.block_repeats):
-            raise HTNetInputError(None, "block_repeats",
-                                  f"needs {self.num_hierarchies} positive entries (one per hierarchy), got {self.block_repeats}")
+            raise HTNetInputError(None, "block_repeats", f"needs {self.num_hierarchies} positive entries (one per "
+                                                         f"hierarchy), got {list(self.block_repeats)}")
         if self.heads > self.dim:
             raise HTNetInputError(None, "heads", f"{self.heads} heads exceed dim {self.dim}")
-        fmap = self.image_size // self.patch_size
-        blocks = 2 ** (self.num_hierarchies - 1)
-        if fmap % blocks:
-            raise HTNetInputError(None, "num_hierarchies",
-                                  f"{self.num_hierarchies} hierarchies need a patch grid divisible by {blocks}, got {fmap}x{fmap}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise HTNetInputError(None, "dropout", f"must be in [0, 1), got {self.dropout}")
+        if self.grid % 2 ** (self.num_hierarchies - 1):
+            raise HTNetInputError(None, "num_hierarchies", f"{self.num_hierarchies} hierarchies need a patch grid "
+                                                           f"divisible by {2 ** (self.num_hierarchies - 1)}, "
+                                                           f"got {self.grid}x{self.grid}")
+        return self
 
     @property
     def grid(self) -> int:
@@ -68,64 +108,58 @@ class ModelConfig:
         """Patches per block side; the authors' code makes it grid / 2**(num_hierarchies-1) at every level."""
         return self.grid // 2 ** (self.num_hierarchies - 1)
 
+    @property
+    def block_px(self) -> tuple[int, ...]:
+        """Block side in input pixels per level, bottom (finest) first: Table 4's 7/14/28 for the paper's model."""
+        return tuple(self.block_edge * self.patch_size * 2 ** i for i in range(self.num_hierarchies))
 
-@dataclass(frozen=True)
-class TrainConfig:
-    """The LOSO training protocol (§4.2). Defaults are the paper's: Adam, lr 5e-5, batch 256, 800 epochs."""
 
-    epochs: int = 800
-    batch_size: int = 256
-    lr: float = 5.0e-5
-    seed: int = 0
+class TrainConfig(Section):
+    """The LOSO training protocol (§4.2). Defaults are the paper's and the authors' code's: Adam, lr 5e-5, batch 256,
+    800 epochs, no shuffling, raw 0..255 inputs, the authors' region placement."""
+
+    epochs: Positive = 800
+    batch_size: Positive = 256
+    lr: Annotated[float, Field(gt=0)] = 5.0e-5
+    seed: StrictInt = 0
     shuffle: bool = False  # the authors' DataLoader does not shuffle
     preprocessing: Literal["official", "scaled"] = "official"  # official: raw 0..255; scaled: x / 127.5 - 1
-    regions: Literal["official", "corrected"] = "official"
-    eval_every: int = 1
-    fixed_epochs: tuple[int, ...] = ()  # honest protocol: report these epochs (empty: the last one)
-    inner_val_subjects: int = 0  # honest protocol: held-out training subjects that choose the epoch (0: off)
+    regions: Literal["official", "corrected", "whole"] = "official"  # whole: the 28x28 map itself, no regions
+    eval_every: Positive = 1
+    fixed_epochs: Ints = ()  # honest protocol: report these epochs (the last one always)
+    inner_val_subjects: Annotated[int, Field(ge=0)] = 0  # honest protocol: held-out training subjects pick the epoch
     label_shuffle: bool = False  # audit: train on labels permuted among each fold's training samples
-    folds: tuple[str, ...] = ()  # subjects to hold out; empty means all subjects
-    datasets: tuple[str, ...] = ()  # restrict samples to these datasets; empty means all
+    folds: Strs = ()  # subjects to hold out; empty means all subjects
+    datasets: Strs = ()  # restrict samples to these datasets; empty means all
 
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_every"):
-            if getattr(self, name) <= 0:
-                raise HTNetInputError(None, name, f"must be positive, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise HTNetInputError(None, "lr", f"must be positive, got {self.lr}")
-        if self.inner_val_subjects < 0:
-            raise HTNetInputError(None, "inner_val_subjects", f"must be >= 0, got {self.inner_val_subjects}")
+    @model_validator(mode="after")
+    def _epochs(self) -> "TrainConfig":
         for e in self.fixed_epochs:
             if not 1 <= e <= self.epochs:
                 raise HTNetInputError(None, "fixed_epochs", f"{e} is outside 1..epochs ({self.epochs})")
-        if self.preprocessing not in ("official", "scaled"):
-            raise HTNetInputError(None, "preprocessing", f"must be 'official' or 'scaled', got {self.preprocessing!r}")
-        if self.regions not in ("official", "corrected"):
-            raise HTNetInputError(None, "regions", f"must be 'official' or 'corrected', got {self.regions!r}")
+        return self
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Where and how a run executes; none of it changes the numbers except `device` and `amp` (float rounding)."""
+class RunConfig(Section):
+    """Where and how a run executes. None of it names a run folder; `device`, `amp` and `engine` can change float
+    rounding, so a run records the ones it used and refuses to be resumed with others (`loso.runs`)."""
 
     data_dir: str = ""  # empty: $HTNET_DATA_DIR, then ./data/htnet-release
     runs_dir: str = "runs"
     device: str = "auto"  # auto: cuda when available, else cpu
     engine: Literal["auto", "loop", "batched"] = "auto"
-    fold_chunk: int = 0  # folds trained together by the batched engine; 0: choose from device memory
-    amp: bool = False  # bf16 autocast on CUDA
-    threads: int = 0  # torch CPU threads; 0 leaves torch's default
-    seeds: tuple[int, ...] = ()  # several seeds: the run repeats per seed (empty: TrainConfig.seed only)
+    fold_chunk: Annotated[int, Field(ge=0)] = 0  # folds trained together by the batched engine; 0: from memory
+    amp: bool = False  # bf16 autocast
+    threads: Annotated[int, Field(ge=0)] = 0  # torch CPU threads; 0 leaves torch's default
+    seeds: Ints = ()  # several seeds: the run repeats per seed (empty: TrainConfig.seed only)
     progress: bool = True
-
-    def __post_init__(self) -> None:
-        if self.engine not in ("auto", "loop", "batched"):
-            raise HTNetInputError(None, "engine", f"must be auto, loop or batched, got {self.engine!r}")
-        if self.fold_chunk < 0:
-            raise HTNetInputError(None, "fold_chunk", f"must be >= 0, got {self.fold_chunk}")
+    allow_incomplete: bool = False  # train although the release has images that its CSV does not list
 
 
-SECTIONS: tuple[type, ...] = (ModelConfig, TrainConfig, RunConfig)
+SECTIONS: tuple[type[Section], ...] = (ModelConfig, TrainConfig, RunConfig)
+OWNER: dict[str, type[Section]] = {k: cls for cls in SECTIONS for k in cls.model_fields}
+assert len(OWNER) == sum(len(c.model_fields) for c in SECTIONS), "a params key belongs to one section only"
+AUTHORS_SCRIPT = ModelConfig(block_repeats=(2, 2, 10))  # what the authors' released script builds (its comment: 2,2,8)
 
 
 @dataclass(frozen=True)
@@ -140,17 +174,13 @@ class Params:
     def to_flat(self) -> dict[str, Any]:
         flat: dict[str, Any] = {}
         for section in (self.model, self.train, self.run):
-            for f in fields(section):
-                v = getattr(section, f.name)
-                flat[f.name] = list(v) if isinstance(v, tuple) else v
+            flat.update(_plain(section))
         flat.update(self.extra)
         return flat
 
     def replace(self, **changes: Any) -> "Params":
         """A copy with some flat keys changed (validated like a params file)."""
-        flat = self.to_flat()
-        flat.update(changes)
-        return params_from_dict(flat, source="<replace>", extra_keys=tuple(self.extra))
+        return params_from_dict({**self.to_flat(), **changes}, source="<replace>", extra_keys=tuple(self.extra))
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the numbers (model and train sections), naming a run folder."""
@@ -158,45 +188,8 @@ class Params:
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _plain(section: Any) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(section).items()}
-
-
-_OWNER = {f.name: cls for cls in SECTIONS for f in fields(cls)}
-
-
-def _coerce(value: Any, tp: Any, source: str, key: str) -> Any:
-    """Check `value` against a dataclass field type; lists become tuples. Raises naming the key."""
-    origin = typing.get_origin(tp)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise HTNetInputError(source, key, f"expected true/false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise HTNetInputError(source, key, f"expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            hint = " (YAML reads 5e-5 as text: write 5.0e-5)" if isinstance(value, str) else ""
-            raise HTNetInputError(source, key, f"expected a number, got {value!r}{hint}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise HTNetInputError(source, key, f"expected text, got {value!r}")
-        return value
-    if origin is Literal:
-        if value not in typing.get_args(tp):
-            raise HTNetInputError(source, key, f"must be one of {list(typing.get_args(tp))}, got {value!r}")
-        return value
-    if origin is tuple:
-        (item_tp, _ellipsis) = typing.get_args(tp)
-        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise HTNetInputError(source, key, f"expected a list, got {value!r}")
-        return tuple(_coerce(v, item_tp, source, key) for v in value)
-    if origin in (typing.Union, types.UnionType):
-        raise TypeError(f"unsupported field type {tp}")  # not used; keeps the checker honest
-    raise TypeError(f"unsupported field type {tp}")
+def _plain(section: Section) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in section.model_dump().items()}
 
 
 def params_from_dict(flat: Mapping[str, Any], source: str = "<dict>", extra_keys: tuple[str, ...] = ()) -> Params:
@@ -208,19 +201,14 @@ def params_from_dict(flat: Mapping[str, Any], source: str = "<dict>", extra_keys
     for key, value in flat.items():
         if key in extra_keys:
             extra[key] = value
-            continue
-        cls = _OWNER.get(key)
-        if cls is None:
-            known = ", ".join(sorted(_OWNER))
-            raise HTNetInputError(source, key, f"unknown key (known keys: {known})")
-        hints = typing.get_type_hints(cls)
-        per_section[cls][key] = _coerce(value, hints[key], source, key)
-    built = {}
-    for cls in SECTIONS:
-        try:
-            built[cls] = cls(**per_section[cls])
-        except HTNetInputError as e:
-            raise HTNetInputError(source, e.field, e.problem) from None
+        elif key in OWNER:
+            per_section[OWNER[key]][key] = value
+        else:
+            raise HTNetInputError(source, key, "unknown key (known keys: " + ", ".join(sorted(OWNER)) + ")")
+    try:
+        built = {cls: cls(**per_section[cls]) for cls in SECTIONS}
+    except HTNetInputError as e:
+        raise HTNetInputError(source, e.field, e.problem) from None
     return Params(model=built[ModelConfig], train=built[TrainConfig], run=built[RunConfig], extra=extra)
 
 
@@ -241,17 +229,27 @@ def read_yaml_mapping(path: str | Path, what: str, known: set[str] | None = None
     return raw
 
 
-def load_base(path: str | Path, spec: Mapping[str, Any]) -> Params:
-    """The params a sweep or audit file starts from: its `base` params file (beside it) with its `overrides`."""
-    if "base" not in spec:
-        raise HTNetInputError(path, "base", "missing: the params file (beside this one) to start from")
-    return load_params(Path(path).parent / spec["base"], spec.get("overrides") or None)
-
-
-def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None,
-                extra_keys: tuple[str, ...] = ()) -> Params:
-    """Read a flat YAML params file (see module docstring); `overrides` win over the file."""
+def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None, extra_keys: tuple[str, ...] = (),
+                overrides_source: str = "--set") -> Params:
+    """Read a flat YAML params file (see module docstring). `overrides` win over the file; an error they cause is
+    blamed on `overrides_source` (the command line's `--set`, or a study file's overrides), not on the file."""
     raw = read_yaml_mapping(path, "params")
+    params = params_from_dict(raw, source=str(path), extra_keys=extra_keys)
     if overrides:
-        raw.update(overrides)
-    return params_from_dict(raw, source=str(path), extra_keys=extra_keys)
+        params = params_from_dict({**raw, **overrides}, source=f"{overrides_source} (over {path})",
+                                  extra_keys=extra_keys)
+    return params
+
+
+def parse_set(pairs: list[str]) -> dict[str, Any]:
+    """`--set KEY=VALUE` pairs as a mapping; values are read as YAML (so `lr=5.0e-5`, `folds=[s01, s02]`)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise HTNetInputError("--set", pair, "expected KEY=VALUE")
+        key, value = pair.split("=", 1)
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise HTNetInputError("--set", key.strip(), f"value {value!r} is not valid YAML: {e}") from None
+    return out

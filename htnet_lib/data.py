@@ -1,4 +1,4 @@
-"""The authors' preprocessed composite release (§4.1, Table 1): samples table, flow maps, faces, fingerprint, fetch, LOSO folds.
+"""The authors' preprocessed composite release (§4.1, Table 1): samples table, flow maps, faces, fingerprint, fetch.
 
 The release (github.com/wangzhifengharrison/HTNet) holds, in its upstream layout:
 
@@ -27,16 +27,15 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+
 
 from . import release
-from ._io import REPO_ROOT, HTNetInputError, atomic_write_json
+from ._io import REPO_ROOT, HTNetInputError, atomic_write_json, progress as progress_bar
 from .release import CSV_NAME, FACE_DIR, FLOW_DIR, LABELS, flow_name
 
 ENV_VAR = "HTNET_DATA_DIR"
@@ -117,6 +116,27 @@ def load_samples(data_dir: str | os.PathLike | None = None, check_files: bool = 
     return samples
 
 
+def unlisted_maps(samples: pd.DataFrame) -> list[str]:
+    """Flow maps in the release's folder that no CSV row lists (sorted file names): a CSV that lost rows, e.g. every
+    row of one subject, while its images stayed."""
+    root = Path(samples.attrs.get("data_dir") or resolve_data_dir())
+    listed = {Path(p).name for p in samples["flow_path"]}
+    folder = root / FLOW_DIR
+    return sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in listed) if folder.is_dir() else []
+
+
+def check_complete(samples: pd.DataFrame) -> None:
+    """Raise, naming the CSV and the subjects it lacks, when the release holds flow maps its CSV does not list."""
+    extra = unlisted_maps(samples)
+    if extra:
+        root = Path(samples.attrs.get("data_dir") or resolve_data_dir())
+        subjects = sorted({n.split("_", 1)[0] for n in extra})
+        raise HTNetInputError(root / CSV_NAME, "sub", f"the CSV lists no row for {len(extra)} flow map(s) of the "
+                                                      f"release (e.g. {extra[0]!r}; subject(s) {subjects[:8]}): "
+                                                      f"rows are missing. Restore the CSV, or train on the listed "
+                                                      f"samples only with allow_incomplete: true")
+
+
 def _read_image(path: str, expected: tuple[int, int, int], field: str) -> np.ndarray:
     # IMREAD_UNCHANGED: IMREAD_COLOR would silently expand a one-channel (grayscale) image to three equal channels
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
@@ -137,7 +157,7 @@ def _read_image(path: str, expected: tuple[int, int, int], field: str) -> np.nda
 def load_flow_maps(samples: pd.DataFrame, progress: bool = False) -> np.ndarray:
     """(N, 28, 28, 3) uint8 flow maps in OpenCV order (strain, v, u), raw 0..255, as the authors' code reads them."""
     paths = samples["flow_path"].tolist()
-    it = tqdm(paths, desc="flow maps", disable=not progress)
+    it = progress_bar(paths, desc="flow maps", disable=not progress)
     return np.stack([_read_image(p, release.FLOW_SHAPE, "flow_path") for p in it])
 
 
@@ -156,33 +176,6 @@ def class_counts(samples: pd.DataFrame) -> pd.DataFrame:
     per.loc["all"] = [samples["subject"].nunique(), *per[list(LABELS.values())].sum(), len(samples)]
     per.index = [release.name_of(i) for i in per.index]
     return per
-
-
-@dataclass(frozen=True)
-class Fold:
-    """One leave-one-subject-out fold (§4.2): train on every other subject, test on `subject`."""
-
-    subject: str
-    dataset: str
-    train_idx: np.ndarray
-    test_idx: np.ndarray
-
-
-def loso_folds(samples: pd.DataFrame, subjects: tuple[str, ...] | list[str] = ()) -> list[Fold]:
-    """One fold per subject, in order of first appearance; `subjects` keeps only those (unknown names raise)."""
-    order = list(dict.fromkeys(samples["subject"]))
-    if subjects:
-        unknown = [s for s in subjects if s not in order]
-        if unknown:
-            raise HTNetInputError(None, "folds", f"no samples for subject(s) {unknown}; subjects are e.g. {order[:5]}")
-        order = [s for s in order if s in set(subjects)]
-    subj = samples["subject"].to_numpy()
-    ds = samples["dataset"].astype(str).to_numpy()
-    folds = []
-    for s in order:
-        test = np.flatnonzero(subj == s)
-        folds.append(Fold(s, ds[test[0]], np.flatnonzero(subj != s), test))
-    return folds
 
 
 def flow_channel_symmetry(maps: np.ndarray) -> dict[int, float]:
@@ -234,8 +227,10 @@ def write_manifest(data_dir: str | os.PathLike, path: Path = MANIFEST) -> Path:
 
 
 def verify_release(data_dir: str | os.PathLike | None = None) -> dict[str, int]:
-    """Compare a release folder with the recorded checksums; raises naming the first file that differs."""
+    """Compare a release folder with the recorded checksums; raises naming the first file that differs (and, for a CSV
+    that lost rows while their images stayed, the subjects it lacks)."""
     root = resolve_data_dir(data_dir)
+    check_complete(load_samples(root, check_files=False))
     expected: dict[str, str] = json.loads(MANIFEST.read_text())["sha256"]
     for rel, digest in expected.items():
         p = root / rel
@@ -263,7 +258,7 @@ def fetch(dest: str | os.PathLike = DEFAULT_DIR, url: str = UPSTREAM_ZIP, timeou
         with urllib.request.urlopen(url, timeout=timeout) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or None
             buf = io.BytesIO()
-            with tqdm(total=total, unit="B", unit_scale=True, desc="download release") as bar:
+            with progress_bar(total=total, unit="B", unit_scale=True, desc="download release") as bar:
                 for chunk in iter(lambda: resp.read(1 << 20), b""):
                     buf.write(chunk)
                     bar.update(len(chunk))
@@ -282,7 +277,7 @@ def fetch(dest: str | os.PathLike = DEFAULT_DIR, url: str = UPSTREAM_ZIP, timeou
             missing = sorted(set(expected) - set(by_rel))
             if missing:
                 raise HTNetInputError(url, None, f"archive lacks {len(missing)} release files, e.g. {missing[0]}")
-            for rel, name in tqdm(by_rel.items(), desc="verify"):
+            for rel, name in progress_bar(by_rel.items(), desc="verify"):
                 data = zf.read(name)
                 if hashlib.sha256(data).hexdigest() != expected[rel]:
                     raise HTNetInputError(f"{url}:{rel}", None, "checksum differs from the recorded release")

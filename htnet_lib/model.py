@@ -21,10 +21,12 @@ aggregation's 3x3 convolution and max-pool see NCHW. This matters for training m
 batched matmul, whereas a 1x1 convolution (the authors' layout) would become a grouped convolution. ``forward`` has no
 in-place ops on parameters and no data-dependent Python control flow.
 
-Naming. ``hierarchies[i]`` / ``aggregations[i]`` are numbered in processing order, finest first: hierarchy ``i`` sits at
-level ``L = num_hierarchies - 1 - i`` and has ``2**L`` blocks per side. With the paper's 28x28 input and 7x7 patches the
-patch grid is 4x4 and every block holds a single position at all three hierarchies (softmax over one token is 1);
-see ``ModelConfig.block_edge``.
+Naming. The model is one **stage** per level, ``stages[i]``, numbered in processing order, finest first: a stage is a
+hierarchy followed by its block aggregation (none after the last, coarsest one). Stage ``i`` sits at level
+``L = num_hierarchies - 1 - i`` and has ``2**L`` blocks per side. With the paper's 28x28 input and 7x7 patches the patch
+grid is 4x4 and every block holds a single position at all three hierarchies (softmax over one token is 1; see
+``ModelConfig.block_edge``). `HTNet.forward_intermediates` is the one walk through the stages that returns every level's
+output and, on request, every attention map; the walkthrough, `flops_by_level` and `stage_costs` all use it.
 
 Initialisation is PyTorch's default (as in the authors' code), and modules are created in the same order as in
 vit-pytorch's ``NesT``: after ``torch.manual_seed(s)``, ``HTNet(cfg)`` holds exactly the weights of
@@ -36,8 +38,10 @@ import json
 import os
 import re
 from collections import OrderedDict
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from einops import rearrange
@@ -48,13 +52,14 @@ from ._io import HTNetInputError, atomic_path
 from .config import ModelConfig
 
 __all__ = [
-    "HTNet", "Attention", "TransformerLayer", "Hierarchy", "BlockAggregation", "PatchEmbedding",
-    "blockify", "deblockify", "convert_nest_state_dict", "save_weights", "load_weights",
-    "count_parameters", "flops_per_sample", "flops_by_level", "stage_names",
+    "HTNet", "Stage", "Attention", "TransformerLayer", "Hierarchy", "BlockAggregation", "PatchEmbedding",
+    "Intermediates", "blockify", "deblockify", "build", "convert_nest_state_dict", "save_weights", "load_weights",
+    "count_parameters", "flops_per_sample", "flops_by_level", "stage_names", "stage_costs", "region_influence",
+    "pos_embed_effect",
 ]
 
 LN_EPS = 1e-5  # the authors' LayerNorm eps (timm's default is 1e-6)
-WEIGHTS_FORMAT = "htnet_lib.HTNet/1"
+WEIGHTS_FORMAT = "htnet_lib.HTNet/2"  # 2: one `stages.i.{hierarchy,aggregation}` unit per level (1: separate lists)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -116,6 +121,12 @@ class Attention(nn.Module):
 
     def forward(self, x: torch.Tensor, return_attention: bool = False):
         """``(B, T, N, C)`` -> ``(B, T, N, C)``; with ``return_attention`` also the weights ``(B, T, heads, N, N)``."""
+        if x.shape[2] == 1 and not return_attention:
+            # One token per block (the paper's geometry): softmax over one key is exactly 1, so attention returns v.
+            # Computing only the value third of qkv gives the same output, and q and k get the same (zero) gradient.
+            inner = self.heads * self.head_dim
+            v = F.linear(x, self.qkv.weight[2 * inner:])
+            return self.proj_drop(self.proj(v))
         qkv = self.qkv(x)
         q, k, v = rearrange(qkv, "b t n (three h d) -> three b t h n d", three=3, h=self.heads).unbind(0)
         if self.fused_attn and not return_attention:
@@ -168,19 +179,18 @@ class Hierarchy(nn.Module):
         self.pos_embed = nn.Parameter(torch.randn(block_edge * block_edge))
         self.layers = nn.ModuleList([TransformerLayer(dim, heads, mlp_mult, dropout) for _ in range(depth)])
 
-    def forward(self, x: torch.Tensor, return_attention: bool = False):
-        """``(B, H, W, C)`` -> ``(B, H, W, C)``; with ``return_attention`` also a list of per-layer attention weights."""
+    def forward(self, x: torch.Tensor, attention: list | None = None) -> torch.Tensor:
+        """``(B, H, W, C)`` -> ``(B, H, W, C)``; when a list is given as ``attention``, each layer's weights
+        ``(B, T, heads, N, N)`` are appended to it."""
         x = blockify(x, self.blocks_per_side)
         x = x + self.pos_embed[:, None]
-        maps = []
         for layer in self.layers:
-            if return_attention:
-                x, attn = layer(x, return_attention=True)
-                maps.append(attn)
-            else:
+            if attention is None:
                 x = layer(x)
-        x = deblockify(x, self.blocks_per_side, self.block_edge)
-        return (x, maps) if return_attention else x
+            else:
+                x, attn = layer(x, return_attention=True)
+                attention.append(attn)
+        return deblockify(x, self.blocks_per_side, self.block_edge)
 
 
 class BlockAggregation(nn.Module):
@@ -199,27 +209,51 @@ class BlockAggregation(nn.Module):
         return x.permute(0, 2, 3, 1)
 
 
+class Stage(nn.Module):
+    """One level of HTNet (§3.2-3.3): a hierarchy of block-local transformer layers, then the block aggregation that
+    merges each 2x2 group of blocks for the next level (an identity after the last level)."""
+
+    def __init__(self, dim: int, dim_out: int | None, heads: int, depth: int, blocks_per_side: int, block_edge: int,
+                 mlp_mult: int, dropout: float = 0.0):
+        super().__init__()
+        # hierarchy before aggregation: the authors' creation (and so RNG) order
+        self.hierarchy = Hierarchy(dim, heads, depth, blocks_per_side, block_edge, mlp_mult, dropout)
+        self.aggregation = BlockAggregation(dim, dim_out) if dim_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.aggregation(self.hierarchy(x))
+
+
 # --------------------------------------------------------------------------------------------------------------------
 # the model
 
 
 def stage_names(cfg: ModelConfig) -> list[str]:
-    """Names of the model's stages in processing order, as used by `HTNet.forward_levels` and `flops_by_level`."""
+    """Names of the levels' outputs in processing order, as keys of `HTNet.forward_intermediates` and
+    `flops_by_level`: patch_embedding, hierarchy0, aggregation0, ..., hierarchy{n-1}, head."""
     names = ["patch_embedding"]
     for i in range(cfg.num_hierarchies):
         names.append(f"hierarchy{i}")
         if i < cfg.num_hierarchies - 1:
             names.append(f"aggregation{i}")
-    names.append("head")
-    return names
+    return names + ["head"]
+
+
+class Intermediates(NamedTuple):
+    """What `HTNet.forward_intermediates` returns: the logits, every level's output ``{name: (B, C, H, W)}`` (NCHW, like
+    the paper's figures; names from `stage_names`, without 'head') and, when asked, every layer's attention weights
+    ``{'hierarchy{i}.layer{j}': (B, T, heads_i, N, N)}``."""
+
+    logits: torch.Tensor
+    levels: "OrderedDict[str, torch.Tensor]"
+    attention: "OrderedDict[str, torch.Tensor]"
 
 
 class HTNet(nn.Module):
-    """HTNet (§3): patch embedding, ``num_hierarchies`` hierarchies of block-local transformers joined by block
-    aggregation, and a LayerNorm / mean-pool / linear head. Input ``(B, channels, image_size, image_size)``, output
-    logits ``(B, num_classes)``.
+    """HTNet (§3): patch embedding, one `Stage` per level (hierarchy + block aggregation) and a LayerNorm / mean-pool /
+    linear head. Input ``(B, channels, image_size, image_size)``, output logits ``(B, num_classes)``.
 
-    ``hierarchies[i]`` (finest first) has width ``dim * 2**i``, ``heads * 2**i`` heads, ``block_repeats[i]`` layers and
+    ``stages[i]`` (finest first) has width ``dim * 2**i``, ``heads * 2**i`` heads, ``block_repeats[i]`` layers and
     ``2**(num_hierarchies-1-i)`` blocks per side of ``cfg.block_edge`` positions each.
     """
 
@@ -230,16 +264,11 @@ class HTNet(nn.Module):
         self.cfg = cfg
         nh = cfg.num_hierarchies
         dims = [cfg.dim * 2 ** i for i in range(nh)]
-        heads = [cfg.heads * 2 ** i for i in range(nh)]
         self.dims = dims
         self.patch_embedding = PatchEmbedding(cfg.patch_size, cfg.channels, cfg.dim)
-        self.hierarchies = nn.ModuleList()
-        self.aggregations = nn.ModuleList()
-        for i in range(nh):  # hierarchy then aggregation, interleaved: the authors' creation (and RNG) order
-            self.hierarchies.append(Hierarchy(dims[i], heads[i], cfg.block_repeats[i], 2 ** (nh - 1 - i),
-                                              cfg.block_edge, cfg.mlp_mult, cfg.dropout))
-            if i < nh - 1:
-                self.aggregations.append(BlockAggregation(dims[i], dims[i + 1]))
+        self.stages = nn.ModuleList([
+            Stage(dims[i], dims[i + 1] if i < nh - 1 else None, cfg.heads * 2 ** i, cfg.block_repeats[i],
+                  2 ** (nh - 1 - i), cfg.block_edge, cfg.mlp_mult, cfg.dropout) for i in range(nh)])
         self.norm = LayerNorm(dims[-1], eps=LN_EPS)
         self.head = nn.Linear(dims[-1], cfg.num_classes)
 
@@ -257,13 +286,11 @@ class HTNet(nn.Module):
 
     # ---- forward
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Image batch -> channels-last feature map of the last hierarchy ``(B, h, w, C)``."""
+        """Image batch -> channels-last feature map of the last level ``(B, h, w, C)``."""
         self.check_input(x)
         x = self.patch_embedding(x)
-        for i, hierarchy in enumerate(self.hierarchies):
-            x = hierarchy(x)
-            if i < len(self.aggregations):
-                x = self.aggregations[i](x)
+        for stage in self.stages:
+            x = stage(x)
         return x
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
@@ -273,39 +300,59 @@ class HTNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def forward_intermediates(self, x: torch.Tensor, attention: bool = False) -> Intermediates:
+        """One pass that keeps every level's output (and, with ``attention``, every layer's attention weights): the
+        model walkthrough, `flops_by_level` and `stage_costs` all read the model through it. Differentiable; the
+        logits equal `forward`'s."""
+        self.check_input(x)
+        levels: OrderedDict[str, torch.Tensor] = OrderedDict()
+        maps: OrderedDict[str, torch.Tensor] = OrderedDict()
+        x = self.patch_embedding(x)
+        levels["patch_embedding"] = x.permute(0, 3, 1, 2)
+        for i, stage in enumerate(self.stages):
+            per_layer: list | None = [] if attention else None
+            x = stage.hierarchy(x, per_layer)
+            levels[f"hierarchy{i}"] = x.permute(0, 3, 1, 2)
+            for j, m in enumerate(per_layer or []):
+                maps[f"hierarchy{i}.layer{j}"] = m
+            if not isinstance(stage.aggregation, nn.Identity):
+                x = stage.aggregation(x)
+                levels[f"aggregation{i}"] = x.permute(0, 3, 1, 2)
+        return Intermediates(self.forward_head(x), levels, maps)
+
     @torch.no_grad()
     def forward_levels(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
-        """Every intermediate feature map, for the walkthrough: ``{stage: (B, C, H, W)}`` (NCHW, like the paper) after
-        the patch embedding, after each hierarchy and each aggregation (names from `stage_names`), then
-        ``'head'`` -> logits ``(B, num_classes)``."""
-        self.check_input(x)
-        out: OrderedDict[str, torch.Tensor] = OrderedDict()
-        x = self.patch_embedding(x)
-        out["patch_embedding"] = x.permute(0, 3, 1, 2)
-        for i, hierarchy in enumerate(self.hierarchies):
-            x = hierarchy(x)
-            out[f"hierarchy{i}"] = x.permute(0, 3, 1, 2)
-            if i < len(self.aggregations):
-                x = self.aggregations[i](x)
-                out[f"aggregation{i}"] = x.permute(0, 3, 1, 2)
-        out["head"] = self.forward_head(x)
-        return out
+        """Every level's output ``{name: (B, C, H, W)}`` and ``'head'`` -> logits (no gradients): for the walkthrough."""
+        out = self.forward_intermediates(x)
+        return OrderedDict([*out.levels.items(), ("head", out.logits)])
 
     @torch.no_grad()
     def attention_maps(self, x: torch.Tensor) -> "OrderedDict[str, torch.Tensor]":
         """Softmax attention weights of every layer: ``{'hierarchy{i}.layer{j}': (B, T, heads_i, N, N)}`` with ``T``
         blocks (row-major) of ``N = block_edge**2`` positions. With 28x28 inputs, 7x7 patches and 3 hierarchies
         ``N = 1`` and every map is exactly 1; with 2 hierarchies each block holds 2x2 positions."""
-        self.check_input(x)
-        out: OrderedDict[str, torch.Tensor] = OrderedDict()
-        x = self.patch_embedding(x)
-        for i, hierarchy in enumerate(self.hierarchies):
-            x, maps = hierarchy(x, return_attention=True)
-            for j, m in enumerate(maps):
-                out[f"hierarchy{i}.layer{j}"] = m
-            if i < len(self.aggregations):
-                x = self.aggregations[i](x)
+        return self.forward_intermediates(x, attention=True).attention
+
+    def level_modules(self) -> "OrderedDict[str, nn.Module]":
+        """The module behind each name of `stage_names` ('head' is the final norm and linear layer)."""
+        out: OrderedDict[str, nn.Module] = OrderedDict(patch_embedding=self.patch_embedding)
+        for i, stage in enumerate(self.stages):
+            out[f"hierarchy{i}"] = stage.hierarchy
+            if not isinstance(stage.aggregation, nn.Identity):
+                out[f"aggregation{i}"] = stage.aggregation
+        out["head"] = nn.ModuleList([self.norm, self.head])
         return out
+
+
+def build(cfg: ModelConfig) -> nn.Module:
+    """The network named by ``cfg.arch``: `HTNet`, or the STSTNet baseline (`htnet_lib.ststnet`)."""
+    if cfg.arch == "htnet":
+        return HTNet(cfg)
+    from .ststnet import STSTNet
+
+    net = STSTNet(num_classes=cfg.num_classes, channels=cfg.channels, image_size=cfg.image_size, dropout=cfg.dropout)
+    net.cfg = cfg
+    return net
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -315,21 +362,21 @@ class HTNet(nn.Module):
 _NEST_RULES: list[tuple[re.Pattern, str, str]] = [  # (pattern, target, reshape: 'linear' | 'vector' | 'keep')
     (re.compile(r"to_patch_embedding\.1\.weight"), r"patch_embedding.proj.weight", "linear"),
     (re.compile(r"to_patch_embedding\.1\.bias"), r"patch_embedding.proj.bias", "keep"),
-    (re.compile(r"layers\.(\d+)\.0\.pos_emb"), r"hierarchies.\1.pos_embed", "keep"),
-    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.0\.norm\.g"), r"hierarchies.\1.layers.\2.norm1.weight", "vector"),
-    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.0\.norm\.b"), r"hierarchies.\1.layers.\2.norm1.bias", "vector"),
-    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.0\.fn\.to_qkv\.weight"), r"hierarchies.\1.layers.\2.attn.qkv.weight", "linear"),
-    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.0\.fn\.to_out\.0\.weight"), r"hierarchies.\1.layers.\2.attn.proj.weight", "linear"),
-    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.0\.fn\.to_out\.0\.bias"), r"hierarchies.\1.layers.\2.attn.proj.bias", "keep"),
-    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.1\.norm\.g"), r"hierarchies.\1.layers.\2.norm2.weight", "vector"),
-    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.1\.norm\.b"), r"hierarchies.\1.layers.\2.norm2.bias", "vector"),
-    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.1\.fn\.net\.0\.weight"), r"hierarchies.\1.layers.\2.mlp.fc1.weight", "linear"),
-    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.1\.fn\.net\.0\.bias"), r"hierarchies.\1.layers.\2.mlp.fc1.bias", "keep"),
-    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.1\.fn\.net\.3\.weight"), r"hierarchies.\1.layers.\2.mlp.fc2.weight", "linear"),
-    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.1\.fn\.net\.3\.bias"), r"hierarchies.\1.layers.\2.mlp.fc2.bias", "keep"),
-    (re.compile(r"layers\.(\d+)\.1\.0\.(weight|bias)"), r"aggregations.\1.conv.\2", "keep"),
-    (re.compile(r"layers\.(\d+)\.1\.1\.g"), r"aggregations.\1.norm.weight", "vector"),
-    (re.compile(r"layers\.(\d+)\.1\.1\.b"), r"aggregations.\1.norm.bias", "vector"),
+    (re.compile(r"layers\.(\d+)\.0\.pos_emb"), r"stages.\1.hierarchy.pos_embed", "keep"),
+    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.0\.norm\.g"), r"stages.\1.hierarchy.layers.\2.norm1.weight", "vector"),
+    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.0\.norm\.b"), r"stages.\1.hierarchy.layers.\2.norm1.bias", "vector"),
+    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.0\.fn\.to_qkv\.weight"), r"stages.\1.hierarchy.layers.\2.attn.qkv.weight", "linear"),
+    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.0\.fn\.to_out\.0\.weight"), r"stages.\1.hierarchy.layers.\2.attn.proj.weight", "linear"),
+    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.0\.fn\.to_out\.0\.bias"), r"stages.\1.hierarchy.layers.\2.attn.proj.bias", "keep"),
+    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.1\.norm\.g"), r"stages.\1.hierarchy.layers.\2.norm2.weight", "vector"),
+    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.1\.norm\.b"), r"stages.\1.hierarchy.layers.\2.norm2.bias", "vector"),
+    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.1\.fn\.net\.0\.weight"), r"stages.\1.hierarchy.layers.\2.mlp.fc1.weight", "linear"),
+    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.1\.fn\.net\.0\.bias"), r"stages.\1.hierarchy.layers.\2.mlp.fc1.bias", "keep"),
+    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.1\.fn\.net\.3\.weight"), r"stages.\1.hierarchy.layers.\2.mlp.fc2.weight", "linear"),
+    (re.compile(r"layers\.(\d+)\.0\.layers\.(\d+)\.1\.fn\.net\.3\.bias"), r"stages.\1.hierarchy.layers.\2.mlp.fc2.bias", "keep"),
+    (re.compile(r"layers\.(\d+)\.1\.0\.(weight|bias)"), r"stages.\1.aggregation.conv.\2", "keep"),
+    (re.compile(r"layers\.(\d+)\.1\.1\.g"), r"stages.\1.aggregation.norm.weight", "vector"),
+    (re.compile(r"layers\.(\d+)\.1\.1\.b"), r"stages.\1.aggregation.norm.bias", "vector"),
     (re.compile(r"mlp_head\.0\.g"), r"norm.weight", "vector"),
     (re.compile(r"mlp_head\.0\.b"), r"norm.bias", "vector"),
     (re.compile(r"mlp_head\.2\.(weight|bias)"), r"head.\1", "keep"),
@@ -368,32 +415,30 @@ def convert_nest_state_dict(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.T
 
 
 def _config_to_json(cfg: ModelConfig) -> str:
-    return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in cfg.__dict__.items()}, sort_keys=True)
+    return json.dumps({k: list(v) if isinstance(v, tuple) else v for k, v in cfg.model_dump().items()}, sort_keys=True)
 
 
 def _config_from_json(text: str, path: str) -> ModelConfig:
-    from .config import params_from_dict  # validates every key and type
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as e:
         raise HTNetInputError(path, "htnet_config", f"metadata is not valid JSON: {e}") from None
-    model_keys = set(ModelConfig.__dataclass_fields__)
-    unknown = set(raw) - model_keys
-    if unknown:
-        raise HTNetInputError(path, "htnet_config", f"unknown model keys {sorted(unknown)}")
+    if not isinstance(raw, dict):
+        raise HTNetInputError(path, "htnet_config", "metadata must be a JSON object of model keys")
     try:
-        return params_from_dict(raw, source=path).model
+        return ModelConfig(**raw)  # validates every key and type
     except HTNetInputError as e:
         raise HTNetInputError(path, f"htnet_config.{e.field}", e.problem) from None
 
 
-def save_weights(model: HTNet, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
-    """Write the model's weights to a ``.safetensors`` file (atomically), its `ModelConfig` as JSON in the metadata
-    under ``htnet_config``. Extra ``metadata`` (str -> str) is stored alongside."""
+def save_weights(model: nn.Module, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
+    """Write a model built by `build` (HTNet or STSTNet) to a ``.safetensors`` file (atomically), its `ModelConfig` as
+    JSON in the metadata under ``htnet_config``. Extra ``metadata`` (str -> str) is stored alongside."""
     from safetensors.torch import save_file
-    if not isinstance(model, HTNet):
-        raise TypeError(f"save_weights needs an HTNet, got {type(model).__name__}")
-    meta = {"format": WEIGHTS_FORMAT, "htnet_config": _config_to_json(model.cfg)}
+    cfg = getattr(model, "cfg", None)
+    if not isinstance(cfg, ModelConfig):
+        raise TypeError(f"save_weights needs a model built by htnet_lib.model.build, got {type(model).__name__}")
+    meta = {"format": WEIGHTS_FORMAT, "htnet_config": _config_to_json(cfg)}
     for k, v in (metadata or {}).items():
         if not isinstance(k, str) or not isinstance(v, str):
             raise HTNetInputError(path, str(k), "safetensors metadata must map str to str")
@@ -403,39 +448,55 @@ def save_weights(model: HTNet, path: str | os.PathLike, metadata: Mapping[str, s
         save_file(tensors, str(tmp), metadata=meta)
 
 
-def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") -> HTNet:
-    """Build an `HTNet` from a file written by `save_weights` (safetensors only: nothing is unpickled).
-
-    Raises `HTNetInputError` naming the file and the key for a missing file, a file without an HTNet config, a missing
-    or unexpected tensor, or a tensor whose shape does not match the stored config.
-    """
+def read_weights_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The metadata of a weights file (no tensors read); raises naming the file when it is not safetensors."""
     from safetensors import SafetensorError, safe_open
     path = str(path)
     if not os.path.isfile(path):
         raise HTNetInputError(path, None, "weights file not found")
     try:
         with safe_open(path, framework="pt", device="cpu") as f:
-            meta = f.metadata() or {}
-            if "htnet_config" not in meta:
-                raise HTNetInputError(path, "htnet_config", "no HTNet config in the safetensors metadata "
-                                                            "(not written by htnet_lib.model.save_weights?)")
-            cfg = _config_from_json(meta["htnet_config"], path)
+            return dict(f.metadata() or {})
+    except SafetensorError as e:
+        raise HTNetInputError(path, None, f"not a readable safetensors file: {e}") from None
+
+
+def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+    """Build the model a file written by `save_weights` describes and load its weights (safetensors only: nothing is
+    unpickled).
+
+    Raises `HTNetInputError` naming the file and the key for a missing file, a file of another format version or
+    without an HTNet config, a missing or unexpected tensor, or a tensor whose shape does not match the stored config.
+    """
+    from safetensors import SafetensorError, safe_open
+    path = str(path)
+    meta = read_weights_metadata(path)
+    if "htnet_config" not in meta:
+        raise HTNetInputError(path, "htnet_config", "no HTNet config in the safetensors metadata "
+                                                    "(not written by htnet_lib.model.save_weights?)")
+    if meta.get("format") != WEIGHTS_FORMAT:
+        raise HTNetInputError(path, "format", f"weights format {meta.get('format')!r}, this version reads "
+                                              f"{WEIGHTS_FORMAT!r} (re-save the model, or convert the authors' "
+                                              f"weights with convert_nest_state_dict)")
+    cfg = _config_from_json(meta["htnet_config"], path)
+    try:
+        with safe_open(path, framework="pt", device="cpu") as f:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except SafetensorError as e:
         raise HTNetInputError(path, None, f"not a readable safetensors file: {e}") from None
     with torch.device("meta"):
-        expected = {k: v.shape for k, v in HTNet(cfg).state_dict().items()}
+        expected = {k: v.shape for k, v in build(cfg).state_dict().items()}
     for k in expected:
         if k not in tensors:
             raise HTNetInputError(path, k, "tensor missing from the weights file")
     for k, t in tensors.items():
         if k not in expected:
-            raise HTNetInputError(path, k, "unexpected tensor (not part of HTNet for the stored config)")
+            raise HTNetInputError(path, k, f"unexpected tensor (not part of {cfg.arch} for the stored config)")
         if tuple(t.shape) != tuple(expected[k]):
             raise HTNetInputError(path, k, f"shape {tuple(t.shape)} does not match {tuple(expected[k])} "
                                            f"expected by the stored config")
     with torch.device("meta"):
-        model = HTNet(cfg)
+        model = build(cfg)
     model.load_state_dict(tensors, strict=True, assign=True)
     return model.to(device)
 
@@ -449,48 +510,124 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def _meta_model(cfg: ModelConfig) -> tuple[HTNet, torch.Tensor]:
-    with torch.device("meta"):
-        model = HTNet(cfg)
-        x = torch.zeros(1, cfg.channels, cfg.image_size, cfg.image_size)
-    return model, x
-
-
-def flops_per_sample(cfg: ModelConfig, train: bool = True) -> int:
-    """FLOPs (multiply-add = 2) for one sample as counted by ``torch.utils.flop_counter.FlopCounterMode``: forward, or
-    forward + backward (weight and activation gradients) when ``train``. Counts matmuls, convolutions and attention;
-    norms, activations, pooling and the optimiser are not counted. Runs on the meta device: no memory, no time."""
+def _counted_pass(cfg: ModelConfig, train: bool) -> tuple[nn.Module, dict[str, int]]:
+    """One forward (and, when ``train``, backward) pass of one sample on the meta device under
+    ``torch.utils.flop_counter.FlopCounterMode``: FLOPs by module path ('Global' is the total)."""
     from torch.utils.flop_counter import FlopCounterMode
-    model, x = _meta_model(cfg)
+    with torch.device("meta"):
+        model = build(cfg)
+        x = torch.zeros(1, cfg.channels, cfg.image_size, cfg.image_size)
     model.train(train)
     with FlopCounterMode(display=False) as counter:
         out = model(x)
         if train:
             out.sum().backward()
-    return int(counter.get_total_flops())
+    return model, {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
+
+
+def flops_per_sample(cfg: ModelConfig, train: bool = True) -> int:
+    """FLOPs (multiply-add = 2) for one sample as counted by ``torch.utils.flop_counter.FlopCounterMode``: forward, or
+    forward + backward (weight and activation gradients) when ``train``. Counts matmuls, convolutions and attention;
+    norms, activations, pooling and the optimiser are not counted. Runs on the meta device: no memory, no time.
+    One-token blocks skip the query and key projections (see `Attention`), so they are not counted either."""
+    return int(_counted_pass(cfg, train)[1].get("Global", 0))
 
 
 def flops_by_level(cfg: ModelConfig, train: bool = False) -> dict[str, int]:
-    """Per-stage FLOPs for one sample (forward, or forward + backward when ``train``), keyed by `stage_names`:
-    ``patch_embedding``, ``hierarchy{i}``, ``aggregation{i}``, ``head``, plus ``total``."""
-    from torch.utils.flop_counter import FlopCounterMode
-    model, x = _meta_model(cfg)
-    model.train(train)
-    stages: list[tuple[str, Any]] = [("patch_embedding", model.patch_embedding)]
-    for i, h in enumerate(model.hierarchies):
-        stages.append((f"hierarchy{i}", h))
-        if i < len(model.aggregations):
-            stages.append((f"aggregation{i}", model.aggregations[i]))
-    stages.append(("head", model.forward_head))
-    result: dict[str, int] = {}
-    for name, fn in stages:
-        # each stage on its own: a detached input that needs a gradient (except the image), then backward of a sum
-        inp = x.detach().requires_grad_(train and name != "patch_embedding")
-        with FlopCounterMode(display=False) as counter:
-            y = fn(inp)
-            if train:
-                y.sum().backward()
-        result[name] = int(counter.get_total_flops())
-        x = y.detach()
-    result["total"] = sum(result.values())
-    return result
+    """Per-level FLOPs for one sample (forward, or forward + backward when ``train``), keyed by `stage_names`, plus
+    ``total``; read from one counted pass (`FlopCounterMode` attributes every op, backward ones included, to the
+    module that ran it)."""
+    model, counts = _counted_pass(cfg, train)
+    root = type(model).__name__
+    paths = {m: n for n, m in model.named_modules()}
+    out: dict[str, int] = {}
+    for name, module in model.level_modules().items():
+        if name == "head":
+            out[name] = counts.get(f"{root}.norm", 0) + counts.get(f"{root}.head", 0)
+        else:
+            out[name] = counts.get(f"{root}.{paths[module]}", 0)
+    out["total"] = int(counts.get("Global", 0))
+    if sum(v for k, v in out.items() if k != "total") != out["total"]:
+        raise AssertionError("per-level FLOPs do not add up to the total")  # guards the level split
+    return out
+
+
+def stage_costs(cfg: ModelConfig) -> pd.DataFrame:
+    """Per level (patch embedding, hierarchies, aggregations, head) and in total: parameters, their float32 size in
+    MB (2**20 bytes), forward MFLOPs per sample and forward+backward MFLOPs per sample (`flops_by_level`; a
+    multiply-add counts 2), and each level's share of the parameters.
+
+    Built on the meta device: instant, no memory, even for the paper's 139.6M-parameter configuration.
+    """
+    with torch.device("meta"):
+        m = HTNet(cfg)
+    params = {name: count_parameters(mod) for name, mod in m.level_modules().items()}
+    fwd, train = flops_by_level(cfg, train=False), flops_by_level(cfg, train=True)
+    names = stage_names(cfg)
+    df = pd.DataFrame({"params": [params[s] for s in names],
+                       "params_MB_fp32": [params[s] * 4 / 2 ** 20 for s in names],
+                       "MFLOPs_forward": [fwd[s] / 1e6 for s in names],
+                       "MFLOPs_train": [train[s] / 1e6 for s in names]}, index=pd.Index(names, name="stage"))
+    df.loc["total"] = df.sum()
+    if int(df.loc["total", "params"]) != count_parameters(m):
+        raise AssertionError("per-level parameters do not add up to the model's")  # guards the level split
+    df["params"] = df["params"].astype(np.int64)
+    df["params_share"] = df["params"] / df.loc["total", "params"]
+    return df
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# analyses (the walkthrough, notebook 02)
+
+
+def region_influence(model: torch.nn.Module, x: torch.Tensor, quadrant: int = 0, seed: int = 0
+                     ) -> "OrderedDict[str, np.ndarray]":
+    """Change every pixel of one 14x14 facial region (quadrant 0 TL, 1 TR, 2 BL, 3 BR) of input `x` (1, C, 28, 28)
+    to random values and return, per stage of `model.forward_levels`, the size of the change at each position
+    (L2 norm over channels, divided by the largest): which positions the region reaches after each stage.
+
+    Hierarchies without any block of several tokens cannot carry the change to another position; block
+    aggregation's 3x3 convolution and max-pool can.
+    """
+    if x.dim() != 4 or x.shape[0] != 1:
+        raise ValueError(f"expected one sample (1, C, H, W), got {tuple(x.shape)}")
+    h = x.shape[-1] // 2
+    r0, c0 = (quadrant // 2) * h, (quadrant % 2) * h
+    g = torch.Generator().manual_seed(seed)
+    x2 = x.clone()
+    lo, hi = float(x.min()), float(x.max())
+    x2[..., r0:r0 + h, c0:c0 + h] = lo + (hi - lo) * torch.rand(x2[..., r0:r0 + h, c0:c0 + h].shape, generator=g)
+    a, b = model.forward_levels(x), model.forward_levels(x2)
+    out: OrderedDict[str, np.ndarray] = OrderedDict()
+    out["input"] = (x2 - x).norm(dim=1)[0].numpy()
+    for k in a:
+        if k == "head":
+            continue
+        d = (b[k] - a[k]).norm(dim=1)[0].numpy()
+        out[k] = d / d.max() if d.max() > 0 else d
+    out["input"] = out["input"] / max(float(out["input"].max()), 1e-12)
+    return out
+
+
+def pos_embed_effect(model: torch.nn.Module, x: torch.Tensor, shift: float = 5.0) -> pd.DataFrame:
+    """Add `shift` to one hierarchy's positional embedding at a time and report the largest change of the logits.
+
+    The embedding is one scalar per position in a block, the same for every channel, and every transformer layer
+    starts with a LayerNorm over channels, which removes exactly such a shift; only block aggregation's convolution
+    sees it. So the last hierarchy's embedding (no aggregation after it; the head starts with a LayerNorm too) cannot
+    change the output. The model is restored afterwards.
+    """
+    rows = []
+    with torch.no_grad():
+        base = model(x)
+        for i, h in enumerate(s.hierarchy for s in model.stages):
+            saved = h.pos_embed.detach().clone()  # restore bit for bit (x + s - s need not equal x)
+            h.pos_embed.add_(shift)
+            try:
+                changed = model(x)
+            finally:
+                h.pos_embed.copy_(saved)
+            rows.append({"hierarchy": f"hierarchy{i}", "pos_embed shape": tuple(h.pos_embed.shape),
+                         "pos_embed values": [round(float(v), 4) for v in h.pos_embed],
+                         f"max |logit change| for +{shift:g}": float((changed - base).abs().max())})
+    return pd.DataFrame(rows).set_index("hierarchy")

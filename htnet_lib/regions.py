@@ -1,7 +1,9 @@
 """The four facial regions (§3.1, §4.2): MTCNN landmarks on the apex face place four 14x14 crops of the flow map,
-assembled into the 28x28x3 model input (left-eye, right-eye over left-lip, right-lip areas).
+assembled into the 28x28x3 model input (left-eye, right-eye over left-lip, right-lip areas); and the model's inputs
+(`model_inputs`).
 
-Two variants, one parameter (`variant`):
+Two variants of the regions, one parameter (`variant`, the params' `regions` key; `whole` skips the regions and feeds
+the whole 28x28 map, the input ablation the paper did not run):
 
 - `official`: exactly what the authors' code does. The 224x224 face is read with OpenCV (BGR) and resized to 28x28
   (INTER_AREA), and that BGR array goes to MTCNN, which expects RGB; when nothing is detected, fixed landmarks
@@ -25,10 +27,11 @@ import cv2
 import numpy as np
 import pandas as pd
 from einops import rearrange
-from tqdm.auto import tqdm
 
-from ._io import HTNetInputError, atomic_path, cache_dir, torch_threads
+
+from ._io import HTNetInputError, atomic_path, cache_dir, progress as progress_bar, torch_threads
 from .data import fingerprint, load_face
+from .release import MAP_SIZE
 
 Variant = Literal["official", "corrected"]
 VARIANTS: tuple[str, ...] = ("official", "corrected")
@@ -37,8 +40,8 @@ OFFICIAL_FALLBACK = np.array([[9.528073, 11.062551], [21.396168, 10.919773], [15
                               [10.255435, 22.121233], [20.583706, 22.25584]])
 LANDMARK_NAMES = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")  # MTCNN's order, as seen in the image
 REGION_LANDMARKS = ((0, 1), (3, 4))  # rows of the assembled input: eyes over mouth corners
+QUADRANT_LANDMARKS = [k for row in REGION_LANDMARKS for k in row]  # the landmark behind each quadrant TL, TR, BL, BR
 HALF = 7  # half the 14x14 region edge
-MAP_SIZE = 28
 PAD_FRACTION = 0.25
 
 
@@ -83,7 +86,7 @@ def detect_landmarks(samples: pd.DataFrame, variant: Variant = "official", devic
 
 def _detect_rows(samples: pd.DataFrame, variant: Variant, mtcnn, progress: bool) -> list[dict]:
     rows = []
-    for subject, sample, path in tqdm(list(zip(samples["subject"], samples["sample"], samples["face_path"])),
+    for subject, sample, path in progress_bar(list(zip(samples["subject"], samples["sample"], samples["face_path"])),
                                       desc=f"MTCNN landmarks ({variant})", disable=not progress):
         if variant == "official":
             bgr = cv2.imread(path, cv2.IMREAD_COLOR)
@@ -177,6 +180,67 @@ def detection_counts(samples: pd.DataFrame, device: str | None = None, progress:
     return pd.DataFrame(rows).astype(int)
 
 
+def region_differences(samples: pd.DataFrame, progress: bool = False) -> pd.DataFrame:
+    """Per dataset: samples, faces detected by each variant, samples whose four crops differ between the variants,
+    and the mean and largest distance (px on the 28x28 map) between the two variants' crop centres.
+
+    Landmarks come from `regions.landmarks` (cached). Identical centres give identical inputs, so `crops_differ`
+    counts the samples whose model input changes with the variant.
+    """
+    ds = samples["dataset"].astype(str).to_numpy()
+    lm = {v: landmarks(samples, v, progress=progress) for v in VARIANTS}
+    centres = {v: crop_centres(landmark_array(lm[v]), v)[:, QUADRANT_LANDMARKS] for v in lm}
+    dist = np.sqrt(((centres["official"] - centres["corrected"]) ** 2).sum(-1))  # (N, 4)
+    frame = pd.DataFrame({"dataset": ds, "official_detected": lm["official"]["detected"].to_numpy(bool),
+                          "corrected_detected": lm["corrected"]["detected"].to_numpy(bool),
+                          "crops_differ": (dist > 0).any(axis=1), "mean_shift_px": dist.mean(axis=1),
+                          "max_shift_px": dist.max(axis=1)})
+    order = [d for d in pd.unique(ds)]
+    if hasattr(samples["dataset"], "cat"):
+        order = [d for d in samples["dataset"].cat.categories if d in set(ds)]
+    rows = {}
+    for name, g in [(d, frame[frame["dataset"] == d]) for d in order] + [("all", frame)]:
+        rows[name] = {"samples": len(g), "official_detected": int(g["official_detected"].sum()),
+                      "corrected_detected": int(g["corrected_detected"].sum()),
+                      "crops_differ": int(g["crops_differ"].sum()),
+                      "mean_shift_px": round(float(g["mean_shift_px"].mean()), 2),
+                      "max_shift_px": round(float(g["max_shift_px"].max()), 2)}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.name = "dataset"
+    return out
+
+
 def cache_path_for(variant: Variant, data_dir: str | os.PathLike | None) -> Path:
     """The landmark cache file for one variant and one release (named by its fingerprint)."""
     return cache_dir() / f"landmarks-{variant}-{fingerprint(data_dir)}.csv"
+
+
+def model_inputs(samples: pd.DataFrame, maps: np.ndarray, train, image_size: int = MAP_SIZE,
+                 progress: bool = True) -> "torch.Tensor":
+    """The model's inputs (N, 3, image_size, image_size) float32 from the flow maps (N, 28, 28, 3), as `train` (a
+    `config.TrainConfig`) asks:
+
+    - `regions`: `official` / `corrected` tile the four facial regions (§3.1, `region_inputs`); `whole` keeps the map;
+    - `preprocessing`: `official` keeps what the authors feed their model, OpenCV channel order (strain, v, u) and raw
+      0..255 values; `scaled` maps values to [-1, 1] with a fixed affine map (no statistics, so nothing can leak);
+    - `image_size` other than 28 (Table 4's block sizes: a p-pixel bottom block needs a 4p input): the assembled
+      28x28 input is resized to image_size x image_size, bilinearly (antialiased when shrinking). The paper does not
+      say how its 28x28 maps became 20..40 px; this is our choice. Each 14x14 region then spans 2p x 2p pixels, one
+      middle-level block.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if train.regions == "whole":
+        x = np.asarray(maps)
+        if x.ndim != 4 or x.shape[1:3] != (MAP_SIZE, MAP_SIZE):
+            raise HTNetInputError(None, "maps", f"expected (N, 28, 28, C) flow maps, got {x.shape}")
+    else:
+        x = region_inputs(samples, maps, train.regions, progress=progress)
+    t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float().contiguous()
+    if image_size != MAP_SIZE:
+        t = F.interpolate(t, size=(image_size, image_size), mode="bilinear", align_corners=False,
+                          antialias=image_size < MAP_SIZE).clamp_(0, 255)
+    if train.preprocessing == "scaled":
+        t = t / 127.5 - 1.0
+    return t

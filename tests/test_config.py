@@ -11,9 +11,13 @@ def write(tmp_path, text):
 
 
 def test_defaults_are_the_papers():
+    """§4.4's initial settings (block 7x7, dim 256, 3 heads, (2, 2, 8)) and §4.2's lr and epochs; the authors'
+    released script builds (2, 2, 10)."""
     p = config.Params()
-    assert (p.model.dim, p.model.heads, p.model.block_repeats) == (256, 3, (2, 2, 10))
+    assert (p.model.dim, p.model.heads, p.model.block_repeats) == (256, 3, (2, 2, 8))
+    assert p.model.block_px == (7, 14, 28)  # Table 4's 7x7 row: bottom, middle, top
     assert (p.train.epochs, p.train.batch_size, p.train.lr) == (800, 256, 5e-5)
+    assert config.AUTHORS_SCRIPT.block_repeats == (2, 2, 10)
 
 
 def test_flat_yaml_round_trip(tmp_path):
@@ -34,6 +38,12 @@ def test_flat_yaml_round_trip(tmp_path):
     ("block_repeats: [2, 2]\n", "block_repeats"),
     ("regions: sideways\n", "regions"),
     ("patch_size: 5\n", "patch_size"),
+    ("lr: .nan\n", "lr"),
+    ("lr: .inf\n", "lr"),
+    ("dropout: .nan\n", "dropout"),
+    ("epochs: true\n", "epochs"),
+    ("fixed_epochs: [1, 2.5]\n", "fixed_epochs"),
+    ("folds: s01\n", "folds"),
 ])
 def test_bad_params_name_file_and_key(tmp_path, text, field):
     path = write(tmp_path, text)
@@ -47,3 +57,26 @@ def test_not_yaml(tmp_path):
         config.load_params(write(tmp_path, "dim: [1, 2\n"))
     with pytest.raises(HTNetInputError, match="mapping"):
         config.load_params(write(tmp_path, "- 1\n- 2\n"))
+
+
+def test_non_finite_numbers_are_refused_with_the_reason(tmp_path):
+    with pytest.raises(HTNetInputError, match="finite number") as e:
+        config.load_params(write(tmp_path, "lr: .inf\n"))
+    assert e.value.field == "lr"
+
+
+def test_set_errors_name_set_not_the_file(tmp_path):
+    path = write(tmp_path, "epochs: 30\nfixed_epochs: [15, 30]\n")
+    with pytest.raises(HTNetInputError) as e:
+        config.load_params(path, config.parse_set(["lr=.nan"]))
+    assert e.value.field == "lr" and str(e.value).startswith("--set (over ")
+    with pytest.raises(HTNetInputError) as e:  # an override that makes a file value invalid is the override's fault
+        config.load_params(path, config.parse_set(["epochs=10"]))
+    assert e.value.field == "fixed_epochs" and "--set" in str(e.value)
+    with pytest.raises(HTNetInputError, match="KEY=VALUE") as e:
+        config.parse_set(["epochs"])
+    assert e.value.source == "--set"
+    bad_file = write(tmp_path, "epochs: 0\n")
+    with pytest.raises(HTNetInputError) as e:  # a bad file is still the file's fault, whatever --set says
+        config.load_params(bad_file, config.parse_set(["lr=1.0e-4"]))
+    assert e.value.source == str(bad_file)

@@ -1,17 +1,21 @@
+"""LOSO: folds, engines, protocols and run folders (htnet_lib.loso), on the real release."""
 import json
 import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
+import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from htnet_lib import config, loso
+from htnet_lib import config, data, loso, regions, release
 from htnet_lib._io import HTNetInputError
+from htnet_lib.loso import FoldRecord, engines, protocols
 
 TINY = dict(dim=16, heads=2, block_repeats=[1, 1, 1], epochs=3, progress=False)
 
@@ -19,14 +23,34 @@ TINY = dict(dim=16, heads=2, block_repeats=[1, 1, 1], epochs=3, progress=False)
 @pytest.fixture(scope="module")
 def inputs(samples, flow_maps):
     p = config.params_from_dict(TINY)
-    X = loso.prepare_inputs(samples, flow_maps, p.train, progress=False)
+    X = regions.model_inputs(samples, flow_maps, p.train, progress=False)
     return X, torch.tensor(samples["label"].to_numpy())
 
 
-def test_inputs_are_official_regions(samples, flow_maps, inputs):
+def tiny(tmp_path, **kw):
+    return config.params_from_dict({**TINY, "runs_dir": str(tmp_path / "runs"), **kw})
+
+
+def test_inputs_are_official_regions(inputs):
     X, _ = inputs
     assert X.shape == (442, 3, 28, 28) and X.dtype == torch.float32
     assert X.max() == 255 and X.min() == 0  # raw 0..255, no normalisation (the authors' input)
+
+
+def test_folds(samples):
+    plans = loso.plan_folds(samples, config.TrainConfig())
+    assert len(plans) == 68 and sum(len(p.test_idx) for p in plans) == 442
+    for p in plans:
+        assert len(p.train_idx) + len(p.test_idx) == 442
+        assert p.subject not in set(samples["subject"].iloc[p.train_idx])
+    one = loso.plan_folds(samples, config.TrainConfig(folds=("s01",)))
+    assert [p.subject for p in one] == ["s01"] and one[0].dataset == "smic"
+    with pytest.raises(HTNetInputError, match="nobody") as e:
+        loso.plan_folds(samples, config.TrainConfig(folds=("nobody",)))
+    assert e.value.field == "folds"
+    inner = loso.plan_folds(samples, config.TrainConfig(folds=("s01",), inner_val_subjects=3))[0]
+    assert samples["subject"].iloc[inner.inner_idx].nunique() == 3
+    assert set(inner.inner_idx).isdisjoint(inner.train_idx) and set(inner.test_idx).isdisjoint(inner.inner_idx)
 
 
 @pytest.mark.parametrize("extra", [{}, {"shuffle": True, "inner_val_subjects": 2, "batch_size": 150, "label_shuffle": True}])
@@ -36,14 +60,14 @@ def test_fold_alone_equals_fold_in_batch(samples, inputs, extra):
     p = config.params_from_dict({**TINY, **extra, "folds": ["sub01", "s03", "006", "s05", "sub07", "020"]})
     plans = loso.plan_folds(samples, p.train)
     target = next(q for q in plans if q.subject == "s03")
-    n_b = len(loso.epoch_batches(target, 1, p.train))
-    plans = [q for q in plans if len(loso.epoch_batches(q, 1, p.train)) == n_b]  # a chunk holds equal batch counts
+    plans = engines.same_batch_count([target] + [q for q in plans if q is not target], p)
     assert len(plans) >= 3
-    alone = loso.train_loop(X, y, [target], p)[0]
-    batch = loso.train_batched(X, y, plans, p)[plans.index(target)]
+    alone = engines.train_loop(X, y, [target], p)[0]
+    batch = engines.train_batched(X, y, plans, p)[0]
     assert alone.subject == batch.subject == "s03"
     np.testing.assert_array_equal(alone.test_pred, batch.test_pred)
     np.testing.assert_array_equal(alone.inner_pred, batch.inner_pred)
+    np.testing.assert_allclose(alone.test_logits, batch.test_logits, rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(alone.train_loss, batch.train_loss, rtol=1e-4)  # float32 rounding of 0..255 inputs
     assert alone.train_loss[-1] < alone.train_loss[0]  # it learns
 
@@ -64,6 +88,10 @@ def test_pick_epoch_ties_go_to_the_later_epoch():
     assert loso.pick_epoch([0.0, 0.0]) == 1
 
 
+def one_hot(pred):
+    return np.eye(3, dtype=np.float32)[np.asarray(pred)]
+
+
 def test_protocols_from_records(samples):
     """Hand-made records: the paper protocol peeks at the test labels, `inner` only at inner subjects."""
     s = samples
@@ -71,45 +99,193 @@ def test_protocols_from_records(samples):
     i = np.flatnonzero(s["subject"] == "s02")
     yt, yi = s["label"].to_numpy()[t], s["label"].to_numpy()[i]
     wrong_t, wrong_i = (yt + 1) % 3, (yi + 1) % 3
-    rec = {"epochs": np.array([1, 2, 3]),
-           "test_pred": np.stack([wrong_t, yt, wrong_t]).astype(np.int8),  # epoch 2 is perfect on the test subject
-           "inner_pred": np.stack([wrong_i, wrong_i, yi]).astype(np.int8),  # epoch 3 is best on inner subjects
-           "test_idx": t, "inner_idx": i}
-    preds = loso.protocol_predictions({"s01": rec}, s, fixed_epochs=[1])
+    rec = FoldRecord("s01", np.array([1, 2, 3]), t, i,
+                     one_hot([wrong_t, yt, wrong_t]),  # epoch 2 is perfect on the test subject
+                     one_hot([wrong_i, wrong_i, yi]),  # epoch 3 is best on inner subjects
+                     np.zeros(3))
+    preds = loso.protocol_predictions({"s01": rec}, s, ["paper", "last", "fixed@1", "inner"])
     assert (preds["paper_epoch"] == 2).all() and (preds["paper"] == yt).all()
     assert (preds["inner_epoch"] == 3).all() and (preds["inner"] == wrong_t).all()
     assert (preds["last"] == wrong_t).all() and (preds["fixed@1"] == wrong_t).all()
     scores = loso.protocol_scores(preds).set_index(["protocol", "scope"])
     assert scores.loc[("paper", "Full"), "UF1"] == 1.0 and scores.loc[("inner", "Full"), "UF1"] == 0.0
     curve = loso.epoch_curve({"s01": rec}, s).set_index(["epoch", "protocol", "scope"])
-    assert curve.loc[(1, "paper (oracle)", "Full"), "UF1"] == 0.0
-    assert curve.loc[(3, "paper (oracle)", "Full"), "UF1"] == 1.0
-    assert curve.loc[(3, "fixed epoch", "Full"), "UF1"] == 0.0
+    assert curve.loc[(1, "paper", "Full"), "UF1"] == 0.0
+    assert curve.loc[(3, "paper", "Full"), "UF1"] == 1.0
+    assert curve.loc[(3, "last", "Full"), "UF1"] == 0.0
+
+
+def test_honest_protocols_cannot_read_test_labels(samples):
+    """The registry hands the held-out labels only to protocols that declare reading them; a new protocol is one
+    entry."""
+    seen = {}
+
+    def spy(view, arg):
+        seen["labels"] = view.test_labels
+        return view.test_logits[-1].argmax(-1), float(view.epochs[-1])
+
+    protocols.register(protocols.Protocol("spy", "spy", False, "test only", spy))
+    try:
+        t = np.flatnonzero(samples["subject"] == "s01")
+        rec = FoldRecord("s01", np.array([1]), t, np.zeros(0, np.int64), one_hot([np.zeros(len(t), int)]),
+                         np.zeros((1, 0, 3), np.float32), np.zeros(1))
+        preds = loso.protocol_predictions({"s01": rec}, samples, ["spy"])
+        assert seen["labels"] is None and (preds["spy"] == 0).all() and loso.label("spy") == "spy"
+    finally:
+        del protocols.PROTOCOLS["spy"]
+    assert protocols.PROTOCOLS["paper"].reads_test_labels and not protocols.PROTOCOLS["inner"].reads_test_labels
+    assert loso.label("fixed@30") == "epoch 30"
+    with pytest.raises(HTNetInputError, match="unknown protocol"):
+        loso.parse("best")
+    with pytest.raises(HTNetInputError, match="needs an argument"):
+        loso.parse("fixed")
+
+
+def test_no_duplicate_last_epoch_protocol():
+    """`fixed@E` for the last epoch is the `last` protocol: listed once (Table 2 showed two identical rows)."""
+    assert loso.default_names(config.TrainConfig(epochs=30, fixed_epochs=(15, 30))) == ["paper", "last", "fixed@15"]
 
 
 def test_run_is_reproducible_and_complete(samples, tmp_path):
-    p = config.params_from_dict({**TINY, "folds": ["s01", "sub02"], "fixed_epochs": [2], "runs_dir": str(tmp_path / "a"),
-                                 "engine": "batched"})
-    d1 = loso.run_loso(p, samples=samples)
-    d2 = loso.run_loso(p.replace(runs_dir=str(tmp_path / "b")), samples=samples)
-    a, b = pd.read_csv(d1 / "predictions.csv"), pd.read_csv(d2 / "predictions.csv")
+    p = tiny(tmp_path, folds=["s01", "sub02"], fixed_epochs=[2], engine="batched")
+    r1 = loso.run_loso(p, samples=samples)
+    r2 = loso.run_loso(p.replace(runs_dir=str(tmp_path / "b")), samples=samples)
+    a, b = r1.predictions(), r2.predictions()
     pd.testing.assert_frame_equal(a, b)
     assert list(a.columns[:4]) == ["dataset", "subject", "sample", "label"]
     assert {"paper", "paper_epoch", "last", "fixed@2"} <= set(a.columns)
-    meta = json.loads((d1 / "run.json").read_text())
+    meta = r1.meta
     assert meta["params"]["seed"] == 0 and len(meta["data_fingerprint"]) == 16 and meta["git_revision"]
-    m = loso.read_metrics(d1)
-    assert set(m["protocol"]) == {"paper", "last", "fixed@2"}
-    # an unfinished run says how to resume
+    assert meta["numerics"] == {**meta["numerics"], "engine": "batched", "device": "cpu", "amp": False}
+    assert set(r1.metrics()["protocol"]) == {"paper", "last", "fixed@2"}
+    assert r1.train_seconds > 0 and r1.params == p and r1.id.startswith("loso-")
     with pytest.raises(HTNetInputError, match="resume"):
-        loso.read_metrics(tmp_path / "nothing")
+        loso.Run(tmp_path / "nothing").metrics()
 
 
 def test_unknown_fold_fails_before_training(samples, tmp_path):
-    p = config.params_from_dict({**TINY, "folds": ["s01", "nobody"], "runs_dir": str(tmp_path)})
+    p = tiny(tmp_path, folds=["s01", "nobody"])
     with pytest.raises(HTNetInputError, match="nobody"):
         loso.run_loso(p, samples=samples)
-    assert not any(tmp_path.iterdir())
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_bad_image_leaves_no_run_folder(release_copy, tmp_path):
+    """Every input is read and checked before the run folder exists (it used to hold a lone run.json)."""
+    s = data.load_samples(release_copy)
+    flow = release_copy / release.FLOW_DIR / os.path.basename(s.loc[s["subject"] == "s02", "flow_path"].iloc[0])
+    flow.unlink()
+    flow.write_bytes(b"not a png")
+    p = tiny(tmp_path, folds=["s01"], data_dir=str(release_copy))
+    with pytest.raises(HTNetInputError, match="unreadable") as e:
+        loso.run_loso(p)
+    assert e.value.field == "flow_path"
+    assert not list((tmp_path / "runs").glob("loso-*/"))
+
+
+@pytest.mark.parametrize("lr", [float("inf"), 1.0e30])
+def test_diverging_training_stops_naming_fold_and_epoch(samples, inputs, tmp_path, lr):
+    """`lr: .inf` is refused by validation; a finite but huge lr trains to a non-finite loss and stops the run with
+    the fold and the epoch, writing nothing."""
+    X, _ = inputs
+    if not np.isfinite(lr):
+        with pytest.raises(HTNetInputError, match="finite") as e:
+            tiny(tmp_path, lr=lr)
+        assert e.value.field == "lr"
+        return
+    for engine in ("loop", "batched"):
+        p = tiny(tmp_path, folds=["s01", "s02"], lr=lr, engine=engine)
+        with pytest.raises(loso.TrainingDiverged, match=r"fold 's0[12]' at epoch \d") as e:
+            loso.run_loso(p, samples=samples, X=X)
+        assert e.value.field == "lr"
+        assert not list((tmp_path / "runs").glob("loso-*/"))
+
+
+def test_incomplete_release_is_refused(release_copy, tmp_path):
+    """A CSV that lost every row of one subject while its images stayed: `verify` and `loso` say so; a subset must
+    be asked for explicitly."""
+    csv = release_copy / release.CSV_NAME
+    rows = pd.read_csv(csv, dtype=str)
+    rows[rows["sub"] != "s03"].to_csv(csv, index=False)
+    with pytest.raises(HTNetInputError, match=r"s03") as e:
+        data.verify_release(release_copy)
+    assert e.value.field == "sub" and release.CSV_NAME in str(e.value)
+    p = tiny(tmp_path, epochs=1, folds=["s01"], data_dir=str(release_copy))
+    with pytest.raises(HTNetInputError, match="allow_incomplete"):
+        loso.run_loso(p)
+    run = loso.run_loso(p.replace(allow_incomplete=True))
+    assert run.finished and set(run.predictions()["subject"]) == {"s01"}
+
+
+def test_second_writer_stops_with_a_message(samples, tmp_path):
+    """A run folder is locked while it trains: a second process stops at once instead of training every fold too."""
+    p = tiny(tmp_path, folds=["s01"], epochs=1)
+    run_dir = loso.run_dir_for(p, data.fingerprint(samples.attrs["data_dir"]))
+    run_dir.parent.mkdir(parents=True)
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        from filelock import FileLock
+        with FileLock({str(run_dir) + '.lock'!r}):
+            print("locked", flush=True)
+            time.sleep(60)
+        """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(HTNetInputError, match="another process is training this run"):
+            loso.run_loso(p, samples=samples)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert loso.run_loso(p, samples=samples).finished  # free again
+
+
+def test_damaged_files(samples, tmp_path):
+    """A truncated fold file is retrained with a warning naming it; a damaged run.json is an error naming it."""
+    p = tiny(tmp_path, folds=["s01", "s02"], epochs=2, engine="loop")
+    run = loso.run_loso(p, samples=samples)
+    good = run.predictions()
+    fold = run.dir / "folds" / "s02.npz"
+    fold.write_bytes(fold.read_bytes()[:100])
+    (run.dir / "metrics.csv").unlink()
+    with pytest.warns(loso.DamagedFoldFile, match="s02.npz"):
+        again = loso.run_loso(p, samples=samples)
+    pd.testing.assert_frame_equal(again.predictions(), good)  # retrained, same numbers
+    assert np.load(fold)["test_logits"].shape[0] == 2
+    (run.dir / "run.json").write_text('{"params": {')
+    with pytest.raises(HTNetInputError, match="damaged run metadata") as e:
+        loso.run_loso(p, samples=samples)
+    assert str(run.dir / "run.json") in str(e.value)
+
+
+def test_resume_refuses_other_numerics(samples, inputs, tmp_path):
+    """Engine, device and amp change float rounding: a run records them; `auto` adopts them, others are refused."""
+    X, _ = inputs
+    p = tiny(tmp_path, folds=["s01", "s02"], epochs=2, engine="loop", fold_chunk=1)
+    run = loso.run_loso(p, samples=samples, X=X)
+    (run.dir / "folds" / "s02.npz").unlink()
+    with pytest.raises(HTNetInputError, match="trained with engine 'loop', not 'batched'") as e:
+        loso.run_loso(p.replace(engine="batched"), samples=samples, X=X)
+    assert e.value.field == "engine" and "run.json" in str(e.value)
+    with pytest.raises(HTNetInputError, match="amp"):
+        loso.run_loso(p.replace(amp=True), samples=samples, X=X)
+    resumed = loso.run_loso(p.replace(engine="auto"), samples=samples, X=X)
+    assert resumed.finished and [c["engine"] for c in resumed.meta["chunks"]] == ["loop", "loop", "loop"]
+
+
+def test_dropout_is_seeded_per_fold(samples, inputs):
+    """With dropout the loop engine draws each fold's masks from the fold's seed: a fold trains the same alone or
+    after another; the batched engine refuses dropout (it cannot seed masks per fold)."""
+    X, y = inputs
+    p = config.params_from_dict({**TINY, "dropout": 0.3, "folds": ["s01", "s02"]})
+    plans = loso.plan_folds(samples, p.train)
+    after = engines.train_loop(X, y, plans, p)[1]
+    torch.manual_seed(123)  # the global stream must not matter
+    alone = engines.train_loop(X, y, plans[1:], p)[0]
+    np.testing.assert_array_equal(after.test_logits, alone.test_logits)
+    no_dropout = engines.train_loop(X, y, plans[1:], p.replace(dropout=0.0))[0]
+    assert not np.array_equal(no_dropout.test_logits, alone.test_logits)
+    with pytest.raises(HTNetInputError, match="dropout"):
+        engines.train_batched(X, y, plans, p)
 
 
 def test_killed_run_resumes(tmp_path, data_dir):
@@ -121,7 +297,7 @@ def test_killed_run_resumes(tmp_path, data_dir):
     cmd = [sys.executable, "-m", "htnet_lib", "loso", "--params", str(params)]
     env = {**os.environ, "HTNET_DATA_DIR": str(data_dir)}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
+    deadline = time.time() + 180
     first = []
     while time.time() < deadline and len(first) < 2:
         first = sorted(tmp_path.glob("runs/*/folds/*.npz"))
@@ -136,9 +312,9 @@ def test_killed_run_resumes(tmp_path, data_dir):
     for f, payload in kept.items():
         assert f.read_bytes() == payload  # finished folds were not recomputed
     assert len(list(run_dir.glob("folds/*.npz"))) == len(folds)
-    resumed = pd.read_csv(run_dir / "predictions.csv")
+    resumed = loso.Run(run_dir).predictions()
     clean = loso.run_loso(config.load_params(params).replace(runs_dir=str(tmp_path / "clean")))
-    pd.testing.assert_frame_equal(resumed, pd.read_csv(clean / "predictions.csv"))
+    pd.testing.assert_frame_equal(resumed, clean.predictions())
     assert not list(run_dir.rglob("*.tmp"))
 
 
@@ -147,7 +323,7 @@ def test_engine_choice_by_measurement(samples, inputs, tmp_path, monkeypatch):
     X, y = inputs
     p = config.params_from_dict({**TINY, "folds": ["s01", "s02", "s03", "s04", "s05"]})
     plans = loso.plan_folds(samples, p.train)
-    assert loso.chunk_candidates(68) == [4, 16, 68] and loso.chunk_candidates(5) == [4, 5]
+    assert engines.chunk_candidates(68) == [4, 16, 68] and engines.chunk_candidates(5) == [4, 5]
     timing = loso.calibrate_engine(X, y, plans, p, max_chunk=5, epochs=2)
     assert set(timing) == {"loop", "batched@4", "batched@5"} and all(t > 0 for t in timing.values())
     assert loso.calibrate_engine(X, y, plans, p, max_chunk=5, epochs=2) == timing  # cached: measured once
@@ -157,10 +333,20 @@ def test_engine_choice_by_measurement(samples, inputs, tmp_path, monkeypatch):
 
 def test_datasets_filter_trains_on_that_dataset_only(samples, inputs, tmp_path):
     X, _ = inputs
-    p = config.params_from_dict({**TINY, "epochs": 2, "datasets": ["samm"], "folds": ["006"], "runs_dir": str(tmp_path),
-                                 "engine": "loop"})
-    d = loso.run_loso(p, samples=samples, X=X)
-    preds = pd.read_csv(d / "predictions.csv", dtype={"subject": str})
+    p = tiny(tmp_path, epochs=2, datasets=["samm"], folds=["006"], engine="loop")
+    preds = loso.run_loso(p, samples=samples, X=X).predictions()
     assert set(preds["subject"]) == {"006"} and set(preds["dataset"]) == {"samm"}
     with pytest.raises(HTNetInputError, match="datasets"):
         loso.run_loso(p.replace(datasets=["mmew"]), samples=samples)
+
+
+def test_run_many_trains_equal_params_once(samples, inputs, tmp_path):
+    """Several runs in one call (seeds, sweep points): equal params are one run; each seed its own folder."""
+    X, _ = inputs
+    p = tiny(tmp_path, epochs=1, folds=["s01"], engine="loop")
+    runs = loso.run_many([p, p.replace(seed=1), p], samples=samples, X=X)
+    assert runs[0] == runs[2] and runs[0] != runs[1] and [r.seed for r in runs] == [0, 1, 0]
+    assert len(list((tmp_path / "runs").glob("loso-*/run.json"))) == 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert loso.run_seeds(p.replace(seeds=[0, 1]), samples=samples, X=X) == runs[:2]

@@ -11,8 +11,8 @@ from torch.func import functional_call, stack_module_state
 from vit_pytorch.nest import NesT  # test-only dev dependency, pinned to 0.35.8 (the authors' model)
 
 from htnet_lib._io import HTNetInputError
-from htnet_lib.config import ModelConfig
-from htnet_lib.model import (HTNet, _config_to_json, convert_nest_state_dict, count_parameters, flops_by_level,
+from htnet_lib.config import AUTHORS_SCRIPT, ModelConfig
+from htnet_lib.model import (WEIGHTS_FORMAT, HTNet, _config_to_json, convert_nest_state_dict, count_parameters, flops_by_level,
                              flops_per_sample, load_weights, save_weights, stage_names)
 
 def nest_for(cfg: ModelConfig) -> torch.nn.Module:
@@ -53,12 +53,14 @@ def test_parameter_counts_match_authors_code(repeats, expected):
 
 def test_widths_heads_and_blocks_per_hierarchy():
     with torch.device("meta"):
-        m = HTNet(ModelConfig())
-    assert [h.layers[0].attn.qkv.out_features // 3 for h in m.hierarchies] == [255, 510, 1020]  # heads*(dim//heads)
-    assert [h.layers[0].attn.heads for h in m.hierarchies] == [3, 6, 12]
-    assert [h.blocks_per_side for h in m.hierarchies] == [4, 2, 1]
-    assert [h.pos_embed.numel() for h in m.hierarchies] == [1, 1, 1]
-    assert [len(h.layers) for h in m.hierarchies] == [2, 2, 10]
+        m = HTNet(AUTHORS_SCRIPT)
+    hierarchies = [s.hierarchy for s in m.stages]
+    assert [h.layers[0].attn.qkv.out_features // 3 for h in hierarchies] == [255, 510, 1020]  # heads*(dim//heads)
+    assert [h.layers[0].attn.heads for h in hierarchies] == [3, 6, 12]
+    assert [h.blocks_per_side for h in hierarchies] == [4, 2, 1]
+    assert [h.pos_embed.numel() for h in hierarchies] == [1, 1, 1]
+    assert [len(h.layers) for h in hierarchies] == [2, 2, 10]
+    assert isinstance(m.stages[2].aggregation, torch.nn.Identity)  # no aggregation after the last level
     norms = [mod for mod in m.modules() if isinstance(mod, torch.nn.LayerNorm)]
     assert len(norms) == 2 * 14 + 2 + 1 and all(n.eps == 1e-5 for n in norms)  # the authors' eps, not timm's 1e-6
 
@@ -99,7 +101,27 @@ def test_attention_is_nontrivial_with_larger_blocks():
     # the explicit-softmax path used for the maps gives the same hierarchy output as the fused path
     h = m.patch_embedding(x)
     with torch.no_grad():
-        torch.testing.assert_close(m.hierarchies[0](h, return_attention=True)[0], m.hierarchies[0](h), atol=1e-4, rtol=1e-5)
+        torch.testing.assert_close(m.stages[0].hierarchy(h, []), m.stages[0].hierarchy(h), atol=1e-4, rtol=1e-5)
+
+
+def test_one_token_fast_path_equals_full_attention():
+    """With one token per block, attention skips the query and key projections; the explicit softmax path gives the
+    same outputs and gradients, and q/k receive exactly zero gradient either way (so Adam never moves them)."""
+    from htnet_lib.model import Attention
+
+    torch.manual_seed(0)
+    attn = Attention(24, 3)
+    x = torch.randn(5, 16, 1, 24, requires_grad=True)
+    fast = attn(x)
+    full, weights = attn(x, return_attention=True)
+    assert torch.equal(weights, torch.ones_like(weights))
+    torch.testing.assert_close(fast, full, atol=1e-6, rtol=1e-6)
+    g_fast = torch.autograd.grad(fast.square().sum(), [x, attn.qkv.weight])
+    g_full = torch.autograd.grad(full.square().sum(), [x, attn.qkv.weight])
+    for a, b in zip(g_fast, g_full):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    inner = attn.heads * attn.head_dim
+    assert torch.count_nonzero(g_full[1][:2 * inner]) == 0 and torch.count_nonzero(g_fast[1][:2 * inner]) == 0
 
 
 def test_paper_config_blocks_hold_one_token():
@@ -147,13 +169,19 @@ def test_safetensors_round_trip(tmp_path):
 def test_loading_wrong_shapes_names_file_and_key(tmp_path):
     cfg = ModelConfig(dim=8, block_repeats=(1, 1, 1))
     sd = {k: v.contiguous() for k, v in HTNet(cfg).state_dict().items()}
-    sd["hierarchies.1.layers.0.mlp.fc1.weight"] = torch.zeros(7, 16)
+    sd["stages.1.hierarchy.layers.0.mlp.fc1.weight"] = torch.zeros(7, 16)
     path = tmp_path / "bad.safetensors"
-    save_file(sd, str(path), metadata={"htnet_config": _config_to_json(cfg)})
+    save_file(sd, str(path), metadata={"htnet_config": _config_to_json(cfg), "format": WEIGHTS_FORMAT})
     with pytest.raises(HTNetInputError) as err:
         load_weights(path)
-    assert err.value.field == "hierarchies.1.layers.0.mlp.fc1.weight"
+    assert err.value.field == "stages.1.hierarchy.layers.0.mlp.fc1.weight"
     assert str(path) in str(err.value) and "(7, 16)" in str(err.value) and "(64, 16)" in str(err.value)
+
+    # a file of the previous layout (separate hierarchies/aggregations lists) is refused by its format version
+    save_file(sd, str(path), metadata={"htnet_config": _config_to_json(cfg), "format": "htnet_lib.HTNet/1"})
+    with pytest.raises(HTNetInputError, match="HTNet/1") as err:
+        load_weights(path)
+    assert err.value.field == "format"
 
     no_config = tmp_path / "plain.safetensors"
     save_file({"a": torch.zeros(1)}, str(no_config))
@@ -234,10 +262,18 @@ def test_constructor_needs_model_config():
 
 
 def test_flops_of_paper_config():
-    cfg = ModelConfig()  # (2, 2, 10)
+    cfg = AUTHORS_SCRIPT  # (2, 2, 10)
     forward = flops_per_sample(cfg, train=False)
-    assert forward == 428_660_384
-    assert flops_per_sample(cfg, train=True) == 1_284_776_928  # ~3x forward; the NOTES' 1.28 GFLOP per sample
+
+    def layer(d, tokens):  # one-token blocks: value and output projections (width 255 per 256) and the 4x MLP
+        inner = d // 256 * 255
+        return tokens * 2 * (d * inner + inner * d + 2 * d * 4 * d)
+
+    assert forward == 2 * 147 * 256 * 16 + 2 * layer(256, 16) + 2 * layer(512, 4) + 10 * layer(1024, 1) \
+        + 2 * 9 * (256 * 512 * 16 + 512 * 1024 * 4) + 2 * 1024 * 3 == 370_079_744
+    # forward + backward ~3x (the patch embedding has no input gradient); the authors' full attention would add the
+    # query and key projections: 428,660,384 forward, 1.28 GFLOP per training sample (NOTES)
+    assert flops_per_sample(cfg, train=True) == 1_109_035_008
     levels = flops_by_level(cfg)
     assert list(levels) == stage_names(cfg) + ["total"]
     assert levels["total"] == forward == sum(v for k, v in levels.items() if k != "total")

@@ -10,29 +10,30 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import data as data_mod
-from . import loso
-from .config import Params
-from .model import flops_per_sample
+from .. import data as data_mod
+from .. import regions
+from ..config import Params
+from ..loso import engines, plan_folds
+from ..model import flops_per_sample
 
 
 def benchmark(params: Params, epochs: int = 3, folds: int = 0, loop_folds: int = 4) -> dict[str, Any]:
     """Time both engines for `epochs` epochs: the loop on `loop_folds` folds one after another, the batched engine at
     each candidate chunk size up to `folds` (0: the largest chunk a run could use); extrapolate to the full LOSO."""
-    device = loso.resolve_device(params.run.device)
+    device = engines.resolve_device(params.run.device)
     if params.run.threads:
         torch.set_num_threads(params.run.threads)
     samples = data_mod.load_samples(params.run.data_dir or None)
-    all_plans = loso.plan_folds(samples, params.train)
-    probe = params.replace(epochs=max(2, epochs), eval_every=1, fixed_epochs=[], progress=False)
-    X = loso.prepare_inputs(samples, data_mod.load_flow_maps(samples), params.train, progress=False).to(device)
+    all_plans = plan_folds(samples, params.train)
+    probe = engines.probe_params(params, epochs)
+    X = regions.model_inputs(samples, data_mod.load_flow_maps(samples), params.train, params.model.image_size,
+                             progress=False).to(device)
     y = torch.tensor(samples["label"].to_numpy(), device=device)
-    n_b = len(loso.epoch_batches(all_plans[0], 1, probe.train))
-    same = [p for p in all_plans if len(loso.epoch_batches(p, 1, probe.train)) == n_b]
-    chunk = params.run.fold_chunk or loso.auto_chunk(params.model, params.train.batch_size, device, len(all_plans))
-    timing = {"loop": loso.seconds_per_fold_epoch("loop", X, y, same[:loop_folds], probe)}
-    for c in loso.chunk_candidates(min(folds or chunk, len(same))):
-        timing[f"batched@{c}"] = loso.seconds_per_fold_epoch("batched", X, y, same[:c], probe)
+    same = engines.same_batch_count(all_plans, probe)
+    chunk = params.run.fold_chunk or engines.auto_chunk(params.model, params.train.batch_size, device, len(all_plans))
+    timing = {"loop": engines.seconds_per_fold_epoch("loop", X, y, same[:loop_folds], probe)}
+    for c in engines.chunk_candidates(min(folds or chunk, len(same))):
+        timing[f"batched@{c}"] = engines.seconds_per_fold_epoch("batched", X, y, same[:c], probe)
     n_train = float(np.mean([len(p.train_idx) for p in all_plans]))
     n_folds, n_epochs = len(all_plans), params.train.epochs
     flops = flops_per_sample(params.model, train=True)

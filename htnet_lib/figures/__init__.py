@@ -1,0 +1,53 @@
+"""Tables and figures, grouped by the notebook that shows them, with the paper's values beside ours (§4-5).
+
+- `preprocess` (notebook 01): flow maps, Table 1, the four facial regions;
+- `walkthrough` (02): shapes, blocks, attention, where regions mix, costs per level;
+- `results` (03): Table 2, Table 3, Fig. 7, the paper protocol's epoch pick;
+- `ablations` (04): Tables 4-5, Figs. 5-6;
+- `audit` (05): the protocol audit.
+
+Every figure function returns a `matplotlib.figure.Figure` that is already closed (`finish`): a notebook cell ending
+with the call shows it once, with no trailing `;`, and `save_figure` writes it. Table functions return DataFrames;
+`save_table` writes CSV and markdown. Files are written atomically and hold no absolute paths.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .._io import REPO_ROOT, atomic_path
+
+FIGURES_DIR = REPO_ROOT / "figures"
+
+
+def finish(fig: Figure) -> Figure:
+    """Detach `fig` from pyplot: a notebook then shows it once (as the cell's value) and figures do not pile up."""
+    plt.close(fig)
+    return fig
+
+
+def save_table(df: pd.DataFrame, name: str, out_dir: str | os.PathLike = FIGURES_DIR) -> list[Path]:
+    """`name`.csv and `name`.md in `out_dir`."""
+    out = Path(out_dir)
+    paths = [out / f"{name}.csv", out / f"{name}.md"]
+    with atomic_path(paths[0]) as tmp:
+        df.to_csv(tmp, index=False)
+    with atomic_path(paths[1]) as tmp:
+        tmp.write_text(df.to_markdown(index=False, floatfmt=".4f") + "\n")
+    return paths
+
+
+def save_figure(fig: Figure, name: str, data: pd.DataFrame | None = None,
+                out_dir: str | os.PathLike = FIGURES_DIR) -> list[Path]:
+    """`name`.png (and `name`.csv with the plotted numbers) in `out_dir`."""
+    out = Path(out_dir)
+    paths = [out / f"{name}.png"]
+    with atomic_path(paths[0]) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    if data is not None:
+        paths += save_table(data, name, out)[:1]
+    return paths

@@ -1,0 +1,24 @@
+"""Leave-one-subject-out training and evaluation (§4.2), as a package:
+
+- `folds`: fold plans (held-out, inner-validation and training samples, the fold's seed), batches, fold labels;
+- `engines`: the loop and batched engines that train a chunk of folds, and the engine choice (`engine: auto`);
+- `protocols`: the registry of protocols that choose each fold's held-out predictions (`paper`, `last`,
+  `fixed@E`, `inner`, ...);
+- `runs`: run folders (train, resume, lock, finalize) and the `Run` object that reads them;
+- `executors`: where chunks train (in this process, or on Ray).
+
+The names most callers need are re-exported here.
+"""
+from .engines import ENGINES, FoldRecord, TrainingDiverged, calibrate_engine, choose_engine, resolve_device
+from .folds import FoldPlan, epoch_batches, eval_epochs, fold_labels, fold_seed, make_chunks, plan_folds
+from .protocols import (PROTOCOLS, Protocol, default_names, epoch_curve, label, parse, pick_epoch, protocol_columns,
+                        protocol_predictions, protocol_scores, register)
+from .runs import DamagedFoldFile, Run, load_records, run_dir_for, run_loso, run_many, run_seeds, seed_summary
+
+__all__ = [
+    "ENGINES", "FoldRecord", "TrainingDiverged", "calibrate_engine", "choose_engine", "resolve_device",
+    "FoldPlan", "epoch_batches", "eval_epochs", "fold_labels", "fold_seed", "make_chunks", "plan_folds",
+    "PROTOCOLS", "Protocol", "default_names", "epoch_curve", "label", "parse", "pick_epoch", "protocol_columns",
+    "protocol_predictions", "protocol_scores", "register",
+    "DamagedFoldFile", "Run", "load_records", "run_dir_for", "run_loso", "run_many", "run_seeds", "seed_summary",
+]

@@ -1,0 +1,304 @@
+"""Engines that train a chunk of LOSO folds (§4.2), and how a run picks one.
+
+- `loop`: one fold after another, as the authors do.
+- `batched`: a chunk of folds as one computation (`torch.func.stack_module_state` + `torch.vmap(functional_call)`).
+  Each fold sees only its own training samples, and because Adam is elementwise the stacked optimiser equals one
+  Adam per fold; a test checks that a fold trained alone and inside a chunk gives the same predictions.
+
+Both record, for every fold, the logits on its held-out subject (and on its inner validation subjects) after every
+evaluated epoch, and its mean training loss per epoch (`FoldRecord`). `engine: auto` times both on this device and
+config (`calibrate_engine`, cached per machine) and keeps the faster.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.func import functional_call, stack_module_state
+
+from .._io import HTNetInputError, atomic_write_json, cache_dir
+from ..config import ModelConfig, Params
+from ..model import build
+from .folds import FoldPlan, epoch_batches, eval_epochs, fold_labels
+
+
+class TrainingDiverged(HTNetInputError):
+    """A fold's training loss became NaN or infinite: the run stops, naming the fold and the epoch."""
+
+    def __init__(self, subject: str, epoch: int, value: float, lr: float):
+        super().__init__(None, "lr", f"training loss became {value} in fold {subject!r} at epoch {epoch} (lr {lr}); "
+                                     f"nothing of this chunk was written. Lower the learning rate.")
+
+
+@dataclass
+class FoldRecord:
+    """What one fold's training leaves: held-out logits at every evaluated epoch, and the training loss."""
+
+    subject: str
+    epochs: np.ndarray  # (E,)
+    test_idx: np.ndarray  # rows of the samples table held out
+    inner_idx: np.ndarray  # rows of the inner validation subjects (empty when off)
+    test_logits: np.ndarray  # (E, n_test, classes) float32
+    inner_logits: np.ndarray  # (E, n_inner, classes) float32
+    train_loss: np.ndarray  # (epochs,) mean loss per epoch
+
+    @property
+    def test_pred(self) -> np.ndarray:
+        return self.test_logits.argmax(-1).astype(np.int8)
+
+    @property
+    def inner_pred(self) -> np.ndarray:
+        return self.inner_logits.argmax(-1).astype(np.int8)
+
+
+def init_model(cfg: ModelConfig, seed: int) -> nn.Module:
+    """A fold's model, initialised from its own seed (PyTorch default init, as the authors')."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build(cfg)
+
+
+def autocast(device: torch.device, amp: bool):
+    """bf16 autocast when `amp` (CUDA, or the CPU to check a GPU run's numerics before it happens)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=amp)
+
+
+def _fold_rng(plan: FoldPlan, device: torch.device):
+    """The fold's own random stream for dropout, so a fold repeats whatever ran before it."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.random.fork_rng(devices=[device] if device.type == "cuda" else []))
+    torch.manual_seed(plan.seed + 1)
+    return stack
+
+
+def train_loop(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], params: Params,
+               on_epoch: Callable[[int], None] | None = None) -> list[FoldRecord]:
+    """One fold after another, the held-out subject scored after each evaluated epoch."""
+    tr, device = params.train, X.device
+    evals = eval_epochs(tr)
+    records = []
+    for plan in plans:
+        model = init_model(params.model, plan.seed).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=tr.lr)
+        y_fold = fold_labels(plan, y, tr)
+        outputs, losses = [], []
+        score_idx = torch.as_tensor(np.concatenate([plan.test_idx, plan.inner_idx]), device=device)
+        with _fold_rng(plan, device):
+            for epoch in range(1, tr.epochs + 1):
+                model.train()
+                total = 0.0
+                for b in epoch_batches(plan, epoch, tr):
+                    bi = torch.as_tensor(b, device=device)
+                    opt.zero_grad(set_to_none=True)
+                    with autocast(device, params.run.amp):
+                        loss = F.cross_entropy(model(X[bi]).float(), y_fold[bi])
+                    loss.backward()
+                    opt.step()
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        raise TrainingDiverged(plan.subject, epoch, value, tr.lr)
+                    total += value * len(b)
+                losses.append(total / len(plan.train_idx))
+                if epoch in evals:
+                    model.eval()
+                    with torch.no_grad(), autocast(device, params.run.amp):
+                        outputs.append(model(X[score_idx]).float().cpu().numpy())
+                if on_epoch:
+                    on_epoch(1)
+        out = np.stack(outputs)
+        n = len(plan.test_idx)
+        records.append(FoldRecord(plan.subject, np.array(evals), plan.test_idx, plan.inner_idx, out[:, :n], out[:, n:],
+                                  np.array(losses)))
+    return records
+
+
+def _stack(arrays: Sequence[np.ndarray], device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad per-fold index arrays into (F, L) indices and a (F, L) validity mask."""
+    length = max(1, max(len(a) for a in arrays))
+    idx = np.zeros((len(arrays), length), dtype=np.int64)
+    mask = np.zeros((len(arrays), length), dtype=np.float32)
+    for i, a in enumerate(arrays):
+        idx[i, :len(a)] = a
+        mask[i, :len(a)] = 1.0
+    return torch.as_tensor(idx, device=device), torch.as_tensor(mask, device=device)
+
+
+def train_batched(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], params: Params,
+                  on_epoch: Callable[[int], None] | None = None) -> list[FoldRecord]:
+    """All folds of `plans` trained as one computation (vmap over stacked weights).
+
+    Each step takes batch k of every fold, padded to a common length with a mask, so a fold's loss is the mean over
+    its own samples only; the summed loss gives each fold exactly its own gradient. Folds must have the same number
+    of batches per epoch (`folds.make_chunks` groups them so).
+    """
+    tr, device = params.train, X.device
+    if params.model.dropout > 0:
+        raise HTNetInputError(None, "engine", "the batched engine cannot draw each fold's dropout masks from the "
+                                              "fold's own seed; use engine: loop (engine: auto does) with dropout > 0")
+    n_batches = {len(epoch_batches(p, 1, tr)) for p in plans}
+    if len(n_batches) != 1:
+        raise ValueError(f"folds in one batched chunk need equal batches per epoch, got {sorted(n_batches)}")
+    evals = eval_epochs(tr)
+    models = [init_model(params.model, p.seed).to(device) for p in plans]
+    stacked, buffers = stack_module_state(models)
+    base = copy.deepcopy(models[0]).to("meta")
+    del models
+
+    def one(p, b, x):
+        return functional_call(base, (p, b), (x,))
+
+    forward = torch.vmap(one, in_dims=(0, 0, 0), randomness="error")
+    opt = torch.optim.Adam(list(stacked.values()), lr=tr.lr)
+    Y = torch.stack([fold_labels(p, y, tr) for p in plans])  # (F, N): each fold's training labels
+    score_idx, _ = _stack([np.concatenate([p.test_idx, p.inner_idx]) for p in plans], device)
+    n_train = torch.tensor([len(p.train_idx) for p in plans], device=device, dtype=torch.float32)
+    outputs, losses = [], []
+    for epoch in range(1, tr.epochs + 1):
+        base.train()
+        batches = [epoch_batches(p, epoch, tr) for p in plans]
+        total = torch.zeros(len(plans), device=device)
+        for k in range(len(batches[0])):
+            bi, bm = _stack([b[k] for b in batches], device)
+            opt.zero_grad(set_to_none=True)
+            with autocast(device, params.run.amp):
+                logits = forward(stacked, buffers, X[bi]).float()  # (F, B, classes)
+            ce = F.cross_entropy(logits.flatten(0, 1), Y.gather(1, bi).flatten(), reduction="none").view(bi.shape)
+            per_fold = (ce * bm).sum(1) / bm.sum(1)
+            per_fold.sum().backward()
+            opt.step()
+            total += per_fold.detach() * bm.sum(1)
+        mean_loss = (total / n_train).cpu().numpy()
+        if not np.isfinite(mean_loss).all():
+            i = int(np.flatnonzero(~np.isfinite(mean_loss))[0])
+            raise TrainingDiverged(plans[i].subject, epoch, float(mean_loss[i]), tr.lr)
+        losses.append(mean_loss)
+        if epoch in evals:
+            base.eval()
+            with torch.no_grad(), autocast(device, params.run.amp):
+                outputs.append(forward(stacked, buffers, X[score_idx]).float().cpu().numpy())
+        if on_epoch:
+            on_epoch(len(plans))
+    out = np.stack(outputs)  # (E, F, L, classes)
+    loss_arr = np.stack(losses)  # (epochs, F)
+    records = []
+    for i, p in enumerate(plans):
+        nt, ni = len(p.test_idx), len(p.inner_idx)
+        records.append(FoldRecord(p.subject, np.array(evals), p.test_idx, p.inner_idx, out[:, i, :nt],
+                                  out[:, i, nt:nt + ni], loss_arr[:, i]))
+    return records
+
+
+ENGINES: dict[str, Callable[..., list[FoldRecord]]] = {"loop": train_loop, "batched": train_batched}
+
+
+# ---------------------------------------------------------------- device, memory, engine choice
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise HTNetInputError(None, "device", str(e)) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise HTNetInputError(None, "device", "CUDA requested but not available")
+    return dev
+
+
+def bytes_per_fold(cfg: ModelConfig, batch_size: int) -> int:
+    """A rough upper bound on one fold's training memory: weights, gradients, Adam's two moments, activations."""
+    with torch.device("meta"):
+        n_params = sum(p.numel() for p in build(cfg).parameters())
+    tokens = (cfg.image_size // cfg.patch_size) ** 2
+    act = batch_size * tokens * cfg.dim * (cfg.mlp_mult + 6) * sum(cfg.block_repeats) * 4
+    return 16 * n_params + act
+
+
+def auto_chunk(cfg: ModelConfig, batch_size: int, device: torch.device, n_folds: int) -> int:
+    """Folds per batched chunk: as many as fit in 60% of free device memory (all of them when they fit)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+    else:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            free = 8 << 30
+    return max(1, min(n_folds, int(0.6 * free // bytes_per_fold(cfg, batch_size))))
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def seconds_per_fold_epoch(engine: str, X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan],
+                           params: Params) -> float:
+    """Train `plans` with `engine` for `params.train.epochs` (at least 2) epochs and time every fold's epochs after
+    its first (which pays for initialisation and warm-up)."""
+    stamps: list[float] = []
+
+    def tick(_n: int) -> None:
+        _sync(X.device)
+        stamps.append(time.perf_counter())
+
+    ENGINES[engine](X, y, plans, params, on_epoch=tick)
+    e = params.train.epochs
+    per_fold = np.array(stamps).reshape(-1, e)  # loop: a row per fold; batched: one row for the chunk
+    return float((per_fold[:, -1] - per_fold[:, 0]).sum() / (len(plans) * (e - 1)))
+
+
+def chunk_candidates(max_chunk: int) -> list[int]:
+    """Chunk sizes worth timing: small chunks keep a CPU's caches warm, large ones fill a GPU."""
+    return sorted({c for c in (4, 16) if c < max_chunk} | {max_chunk})
+
+
+def probe_params(params: Params, epochs: int) -> Params:
+    """`params` cut to a few epochs (at least 2), still scored after every epoch as a run is, for timing."""
+    return params.replace(epochs=max(2, epochs), eval_every=1, fixed_epochs=[], progress=False)
+
+
+def same_batch_count(plans: Sequence[FoldPlan], params: Params) -> list[FoldPlan]:
+    """The plans with as many batches per epoch as the first one (what one batched chunk can hold)."""
+    n_b = len(epoch_batches(plans[0], 1, params.train))
+    return [p for p in plans if len(epoch_batches(p, 1, params.train)) == n_b]
+
+
+def calibrate_engine(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], params: Params,
+                     max_chunk: int, epochs: int = 3) -> dict[str, float]:
+    """Seconds per fold-epoch of the loop and of the batched engine at a few chunk sizes, on this device and config.
+
+    Keys: 'loop' and 'batched@<chunk>'. Cached per device, threads, config and chunk limit: once per machine.
+    """
+    key = hashlib.sha256(json.dumps([str(X.device), torch.get_num_threads(), repr(params.model), params.train.batch_size,
+                                     max_chunk, params.run.amp, torch.__version__]).encode()).hexdigest()[:16]
+    path = cache_dir() / f"engine-{key}.json"
+    if path.is_file():
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError:
+            pass  # a damaged cache entry is measured again
+    probe = probe_params(params, epochs)
+    same = same_batch_count(plans, probe)
+    out = {"loop": seconds_per_fold_epoch("loop", X, y, same[:2], probe)}
+    if params.model.dropout == 0:
+        for c in chunk_candidates(min(max_chunk, len(same))):
+            out[f"batched@{c}"] = seconds_per_fold_epoch("batched", X, y, same[:c], probe)
+    atomic_write_json(path, out)
+    return out
+
+
+def choose_engine(timing: dict[str, float]) -> tuple[str, int]:
+    """(engine, chunk) of the fastest entry of a `calibrate_engine` result."""
+    best = min(timing, key=timing.get)
+    return ("loop", 1) if best == "loop" else ("batched", int(best.split("@")[1]))

@@ -1,0 +1,213 @@
+"""Protocols: how the held-out predictions of a LOSO fold are chosen from its training record (§4.2).
+
+One training records every fold's held-out logits at every evaluated epoch (`engines.FoldRecord`); a protocol picks
+from that record. They form a registry: adding one is one `register(Protocol(...))` entry, after which runs score it
+when their params or a caller name it, and tables and figures label it.
+
+Only a protocol registered with `reads_test_labels=True` is given the held-out subject's labels (`FoldView`); an
+honest one cannot read them, by construction.
+
+    register(Protocol("mean", "mean probability of the last {arg} epochs", reads_test_labels=False,
+                      note="...", choose=_mean_last, takes_arg=True))
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import metrics
+from .._io import HTNetInputError
+from ..config import TrainConfig
+from .engines import FoldRecord
+
+
+@dataclass(frozen=True)
+class FoldView:
+    """What a protocol sees of one fold: evaluated epochs, held-out and inner logits ((E, n, classes)), the inner
+    subjects' labels, and the held-out labels only for protocols that declare reading them (else None)."""
+
+    epochs: np.ndarray
+    test_logits: np.ndarray
+    inner_logits: np.ndarray
+    inner_labels: np.ndarray
+    test_labels: np.ndarray | None
+
+
+# (view, argument) -> (predictions for the held-out samples, the epoch they come from or NaN)
+Chooser = Callable[[FoldView, "int | None"], "tuple[np.ndarray, float]"]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    key: str
+    label: str  # for tables and figures; "{arg}" is filled in for protocols that take one
+    reads_test_labels: bool
+    note: str
+    choose: Chooser
+    takes_arg: bool = False
+    needs_inner: bool = False
+
+    @property
+    def honest(self) -> bool:
+        return not self.reads_test_labels
+
+
+PROTOCOLS: dict[str, Protocol] = {}
+
+
+def register(protocol: Protocol) -> Protocol:
+    """Add a protocol to the registry (a new key, or a replacement of one)."""
+    PROTOCOLS[protocol.key] = protocol
+    return protocol
+
+
+def pick_epoch(acc: Sequence[float]) -> int:
+    """Index of the best per-epoch accuracy, ties to the later epoch (the authors' `<=`)."""
+    a = np.asarray(acc, dtype=float)
+    return int(len(a) - 1 - np.argmax(a[::-1]))
+
+
+def _at(view: FoldView, i: int) -> tuple[np.ndarray, float]:
+    return view.test_logits[i].argmax(-1), float(view.epochs[i])
+
+
+def _paper(view: FoldView, _arg: int | None) -> tuple[np.ndarray, float]:
+    acc = (view.test_logits.argmax(-1) == view.test_labels[None, :]).mean(1)
+    return _at(view, pick_epoch(acc))
+
+
+def _last(view: FoldView, _arg: int | None) -> tuple[np.ndarray, float]:
+    return _at(view, len(view.epochs) - 1)
+
+
+def _fixed(view: FoldView, epoch: int | None) -> tuple[np.ndarray, float]:
+    hits = np.flatnonzero(view.epochs == epoch)
+    if not len(hits):
+        raise HTNetInputError(None, "fixed_epochs", f"epoch {epoch} was not recorded (recorded: up to "
+                                                    f"{int(view.epochs.max())}, every {_step(view.epochs)})")
+    return _at(view, int(hits[0]))
+
+
+def _inner(view: FoldView, _arg: int | None) -> tuple[np.ndarray, float]:
+    acc = (view.inner_logits.argmax(-1) == view.inner_labels[None, :]).mean(1)
+    return _at(view, pick_epoch(acc))
+
+
+def _step(epochs: np.ndarray) -> int:
+    return int(np.diff(epochs).min()) if len(epochs) > 1 else 1
+
+
+register(Protocol("paper", "paper protocol (epoch picked on test labels)", True,
+                  "for each held-out subject, the epoch with the best accuracy on that subject's own labels, ties to the "
+                  "later epoch: what the authors' script does", _paper))
+register(Protocol("last", "last epoch", False, "the predictions after the last epoch", _last))
+register(Protocol("fixed", "epoch {arg}", False, "the predictions after a number of epochs fixed in advance", _fixed,
+                  takes_arg=True))
+register(Protocol("inner", "epoch picked on inner subjects", False,
+                  "the epoch with the best accuracy on training subjects held out of that fold's training "
+                  "(inner_val_subjects), ties to the later epoch", _inner, needs_inner=True))
+
+
+def parse(name: str) -> tuple[Protocol, int | None]:
+    """'fixed@30' -> (the 'fixed' protocol, 30); raises naming the known protocols."""
+    key, _, arg = name.partition("@")
+    if key not in PROTOCOLS:
+        raise HTNetInputError(None, "protocol", f"unknown protocol {name!r} (known: {', '.join(PROTOCOLS)})")
+    p = PROTOCOLS[key]
+    if p.takes_arg != bool(arg):
+        raise HTNetInputError(None, "protocol", f"protocol {key!r} " + ("needs an argument, e.g. {key}@30"
+                                                                         if p.takes_arg else "takes no argument"))
+    try:
+        return p, int(arg) if arg else None
+    except ValueError:
+        raise HTNetInputError(None, "protocol", f"{name!r}: the argument after @ must be a whole number") from None
+
+
+def label(name: str) -> str:
+    """The display label of a protocol instance ('fixed@30' -> 'epoch 30')."""
+    p, arg = parse(name)
+    return p.label.format(arg=arg)
+
+
+def is_honest(name: str) -> bool:
+    return parse(name)[0].honest
+
+
+def default_names(train: TrainConfig) -> list[str]:
+    """The protocols a run scores: paper, last, each fixed epoch other than the last, and inner when it has inner
+    subjects."""
+    names = ["paper", "last"] + [f"fixed@{e}" for e in train.fixed_epochs if e != train.epochs]
+    return names + (["inner"] if train.inner_val_subjects else [])
+
+
+def protocol_predictions(records: Mapping[str, FoldRecord], samples: pd.DataFrame, names: Iterable[str],
+                         max_epoch: int | None = None) -> pd.DataFrame:
+    """One row per held-out sample: dataset, subject, sample, label, then for each protocol its prediction and the
+    epoch it came from (`<name>_epoch`). `max_epoch` truncates the records (for curves over training length)."""
+    names = list(names)
+    parsed = [parse(n) for n in names]
+    labels = samples["label"].to_numpy()
+    blocks = []
+    for r in records.values():
+        keep = r.epochs <= max_epoch if max_epoch else np.ones(len(r.epochs), bool)
+        if not keep.any():
+            continue
+        t_idx, i_idx = np.asarray(r.test_idx), np.asarray(r.inner_idx, dtype=np.int64)
+        open_view = FoldView(r.epochs[keep], r.test_logits[keep], r.inner_logits[keep], labels[i_idx], labels[t_idx])
+        closed_view = FoldView(open_view.epochs, open_view.test_logits, open_view.inner_logits, labels[i_idx], None)
+        cols: dict[str, np.ndarray] = {"row": t_idx}
+        for name, (p, arg) in zip(names, parsed):
+            if p.needs_inner and not len(i_idx):
+                raise HTNetInputError(None, "inner_val_subjects", f"protocol {name!r} needs inner validation subjects")
+            pred, epoch = p.choose(open_view if p.reads_test_labels else closed_view, arg)
+            cols[name] = np.asarray(pred, dtype=np.int64)
+            cols[f"{name}_epoch"] = np.full(len(t_idx), epoch)
+        blocks.append(pd.DataFrame(cols))
+    out = pd.concat(blocks).set_index("row").sort_index()
+    info = samples[["dataset", "subject", "sample", "label"]].iloc[out.index].reset_index(drop=True)
+    out = pd.concat([info, out.reset_index(drop=True)], axis=1)
+    for name in names:
+        if out[f"{name}_epoch"].notna().all():
+            out[f"{name}_epoch"] = out[f"{name}_epoch"].astype(np.int64)
+    out.attrs["protocols"] = names
+    return out
+
+
+def protocol_columns(preds: pd.DataFrame) -> list[str]:
+    """The protocol columns of a predictions table (its `attrs`, else every column that parses as a protocol)."""
+    if preds.attrs.get("protocols"):
+        return list(preds.attrs["protocols"])
+    out = []
+    for c in preds.columns:
+        try:
+            parse(c)
+            out.append(c)
+        except HTNetInputError:
+            pass
+    return out
+
+
+def protocol_scores(preds: pd.DataFrame) -> pd.DataFrame:
+    """UF1/UAR per protocol and scope: columns protocol, scope, UF1, UAR, n."""
+    frames = [metrics.scores(preds, pred_col=c).reset_index(names="scope").assign(protocol=c)
+              for c in protocol_columns(preds)]
+    return pd.concat(frames)[["protocol", "scope", "UF1", "UAR", "n"]].reset_index(drop=True)
+
+
+def epoch_curve(records: Mapping[str, FoldRecord], samples: pd.DataFrame, at: Sequence[int] | None = None) -> pd.DataFrame:
+    """For each evaluated epoch E (or those in `at`): UF1/UAR of the paper protocol's pick among epochs 1..E and of the
+    predictions after E epochs. The gap between the two is what choosing with test labels adds.
+    Columns: epoch, protocol ('paper' or 'last'), scope, UF1, UAR."""
+    epochs = next(iter(records.values())).epochs
+    if at is not None:
+        epochs = [e for e in epochs if e in set(at)]
+    rows = []
+    for e in epochs:
+        preds = protocol_predictions(records, samples, ["paper", "last"], max_epoch=int(e))
+        for name in ("paper", "last"):
+            for scope, r in metrics.scores(preds, pred_col=name).iterrows():
+                rows.append({"epoch": int(e), "protocol": name, "scope": scope, "UF1": r["UF1"], "UAR": r["UAR"]})
+    return pd.DataFrame(rows)

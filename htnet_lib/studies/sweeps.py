@@ -1,0 +1,69 @@
+"""Ablation sweeps (§4.4: Table 4 block size, Table 5 depth, Fig. 5 hidden dimension, Fig. 6 heads, or any other key).
+
+A sweep is a list of points of a study file (`studies.spec`); every point is an ordinary LOSO run per seed, so a
+finished point is found in its run folder and a rerun is instant, and a point equal to another sweep's (the common
+centre) is one run. All runs of a study are handed to the executor at once (`loso.run_many`), under one progress bar.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+from .. import loso
+from ..config import ModelConfig
+from ..model import build, count_parameters
+from .spec import Study, load_study
+
+
+def block_geometry(cfg: ModelConfig) -> dict[str, Any]:
+    """Block sides in input pixels per level (bottom first) and tokens per block (the same at every level)."""
+    return {"block_px": "/".join(map(str, cfg.block_px)), "tokens_per_block": cfg.block_edge ** 2}
+
+
+@dataclass
+class SweepResults:
+    """The runs of a study's sweeps and one long table of their scores.
+
+    `table`: one row per (sweep, point, seed, protocol, scope): sweep, label, seed, run (the run folder's name), each
+    varied key's value, block_px, tokens_per_block, params (model parameters), train_s (training seconds of that
+    run), protocol, scope, UF1, UAR.
+    """
+
+    study: Study
+    runs: dict[tuple[str, str], list[loso.Run]]  # (sweep, label) -> one run per seed
+    table: pd.DataFrame
+
+    def predictions(self, sweep: str, label: str) -> list[pd.DataFrame]:
+        """Each seed's predictions table of one point (for paired comparisons)."""
+        return [r.predictions() for r in self.runs[(sweep, label)]]
+
+
+def run_sweep(study: Study | str | os.PathLike, progress: bool = True, executor: Any = None,
+              only: tuple[str, ...] = ()) -> SweepResults:
+    """Train (or find) every point of the study's sweeps (`only` those named) for every seed."""
+    study = study if isinstance(study, Study) else load_study(study)
+    sweeps = [s for s in study.sweeps.values() if not only or s.name in only]
+    wanted = [(s, p, q) for s in sweeps for p in s.points for q in study.seeded(p.params)]
+    runs = loso.run_many([q for _, _, q in wanted], name="loso", progress=progress, executor=executor)
+    by_point: dict[tuple[str, str], list[loso.Run]] = {}
+    rows = []
+    for (sweep, point, q), run in zip(wanted, runs):
+        by_point.setdefault((sweep.name, point.label), []).append(run)
+        with torch.device("meta"):
+            n_params = count_parameters(build(q.model))
+        info = {"sweep": sweep.name, "label": point.label, "seed": q.train.seed, "run": run.id,
+                **{k: _cell(q.to_flat()[k]) for k in sweep.varied}, **block_geometry(q.model),
+                "params": n_params, "train_s": run.train_seconds}
+        for r in run.metrics().itertuples():
+            rows.append({**info, "protocol": r.protocol, "scope": r.scope, "UF1": r.UF1, "UAR": r.UAR})
+    return SweepResults(study, by_point, pd.DataFrame(rows))
+
+
+def _cell(v: Any) -> Any:
+    """A params value as a table cell: tuples as '(2, 2, 8)'."""
+    return "(" + ", ".join(map(str, v)) + ")" if isinstance(v, (list, tuple)) else v
