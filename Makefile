@@ -40,3 +40,10 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) runs executed .pytest_cache
+
+# JupyterLab in headless Chromium: notebook 01, Run All Cells, no error, a figure, a screenshot in executed/browser/
+# (docs/browser-test.md). Installs Debian's chromium and playwright first (tools/browser-setup.sh); not part of `test`.
+.PHONY: browser-test
+browser-test: setup
+	tools/browser-setup.sh $(PY)
+	HTNET_BROWSER_TEST=1 HTNET_REQUIRE_DATA=1 $(PY) -m pytest -q tests/browser
