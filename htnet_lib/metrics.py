@@ -6,7 +6,11 @@ recall TP / (TP + FN). Both pool every fold's predictions first (the MEGC2019 co
 Classes with no ground-truth sample in the scored set are left out of both means: their recall is undefined. The
 authors' `recognition_evaluation` skips a class only when it is absent from both truth and predictions (their 2x2
 confusion matrix cannot be formed); when a class is absent from the truth but predicted, their UAR becomes NaN. On the
-composite data every dataset holds all three classes, so the two rules give the same numbers.
+composite data every dataset holds all three classes, so the two rules give the same numbers. Confusion matrices are
+scikit-learn's; `uf1_uar_from_confusion` applies this rule to one matrix or a stack of them.
+
+Intervals resample subjects (LOSO's unit: a subject's samples stay together): `bootstrap` for one run or the mean of
+several seeds, `paired_bootstrap` for the difference between two configurations on the same subjects.
 """
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from sklearn.metrics import confusion_matrix
+
 from . import release
 from ._io import HTNetInputError
 from .data import resolve_data_dir
@@ -27,7 +33,7 @@ SCOPES = tuple(release.scopes())  # Full, SMIC-HS, CASME II, SAMM
 
 
 def confusion(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int = 3) -> np.ndarray:
-    """Confusion matrix C[true, pred] of counts."""
+    """Confusion matrix C[true, pred] of counts (scikit-learn's, over all `num_classes` labels)."""
     t = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(y_pred, dtype=np.int64)
     if t.shape != p.shape:
@@ -35,48 +41,63 @@ def confusion(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int = 3
     for name, a in (("label", t), ("pred", p)):
         if a.size and (a.min() < 0 or a.max() >= num_classes):
             raise HTNetInputError(None, name, f"values must be in 0..{num_classes - 1}, got {sorted(set(a.tolist()))}")
-    return np.bincount(t * num_classes + p, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+    return confusion_matrix(t, p, labels=list(range(num_classes)))
+
+
+def uf1_uar_from_confusion(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(UF1, UAR) of one confusion matrix (C, C) or a stack (..., C, C), over the classes present in the truth (the
+    rule of the module docstring); NaN where no class is present."""
+    c = np.asarray(c, dtype=float)
+    tp = np.diagonal(c, axis1=-2, axis2=-1)
+    support, predicted = c.sum(-1), c.sum(-2)
+    present = support > 0
+    # 2TP / (2TP + FP + FN) with support = TP+FN and predicted = TP+FP; absent classes drop out of both means
+    f1 = np.where(present, 2 * tp / np.maximum(support + predicted, 1), 0.0)
+    recall = np.where(present, tp / np.maximum(support, 1), 0.0)
+    n = present.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n > 0, f1.sum(-1) / n, np.nan), np.where(n > 0, recall.sum(-1) / n, np.nan)
 
 
 def uf1_uar(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int = 3) -> tuple[float, float]:
     """(UF1, UAR) over the classes present in `y_true` (eq. 8-9). NaN for an empty input."""
-    c = confusion(y_true, y_pred, num_classes)
-    tp = np.diag(c).astype(float)
-    support = c.sum(axis=1)
-    predicted = c.sum(axis=0)
-    present = support > 0
-    if not present.any():
-        return float("nan"), float("nan")
-    # 2TP / (2TP + FP + FN) with support = TP+FN and predicted = TP+FP; absent classes are dropped below
-    f1 = 2 * tp / np.maximum(support + predicted, 1)
-    recall = tp / np.maximum(support, 1)
-    return float(f1[present].mean()), float(recall[present].mean())
+    uf1, uar = uf1_uar_from_confusion(confusion(y_true, y_pred, num_classes))
+    return float(uf1), float(uar)
+
+
+def _groups(predictions: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(scope, rows) in report order: Full (the composite datasets pooled), then each dataset present."""
+    ds = predictions["dataset"].astype(str)
+    out = []
+    composite = predictions[ds.isin(release.COMPOSITE)]
+    if len(composite):
+        out.append((FULL, composite))
+    out += [(release.name_of(k), predictions[ds == k]) for k in release.KEYS if (ds == k).any()]
+    return out
 
 
 def scores(predictions: pd.DataFrame, pred_col: str = "pred") -> pd.DataFrame:
     """UF1/UAR for Full and each dataset present, from a table with columns dataset, label and `pred_col`.
 
-    Returns a DataFrame indexed by scope (Full, SMIC-HS, CASME II, SAMM, or CAS(ME)^3) with columns UF1, UAR, n.
+    Returns a DataFrame indexed by scope (Full, SMIC-HS, CASME II, SAMM, CAS(ME)^3: `release.scopes`) with columns
+    UF1, UAR, n. Full pools the composite's datasets (Table 2); CAS(ME)^3 is its own scope (Table 3).
     """
     for col in ("dataset", "label", pred_col):
         if col not in predictions.columns:
             raise HTNetInputError(None, col, f"predictions table lacks column '{col}'")
     rows = {}
-    groups = [(FULL, predictions)] + [(release.name_of(d), predictions[predictions["dataset"].astype(str) == d])
-                                      for d in release.KEYS]
-    for name, g in groups:
-        if len(g):
-            uf1, uar = uf1_uar(g["label"], g[pred_col])
-            rows[name] = {"UF1": uf1, "UAR": uar, "n": len(g)}
-    return pd.DataFrame.from_dict(rows, orient="index")[["UF1", "UAR", "n"]]
+    for name, g in _groups(predictions):
+        uf1, uar = uf1_uar(g["label"], g[pred_col])
+        rows[name] = {"UF1": uf1, "UAR": uar, "n": len(g)}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["UF1", "UAR", "n"])
 
 
 def scope_rows(predictions: pd.DataFrame, scope: str) -> pd.DataFrame:
-    """The rows of one scope: all of them for Full, else those of the dataset named `scope` (e.g. 'SAMM')."""
+    """The rows of one scope: the composite's datasets for Full, else those of the dataset named `scope`."""
+    ds = predictions["dataset"].astype(str)
     if scope == FULL:
-        return predictions
-    key = release.key_of(scope)
-    return predictions[predictions["dataset"].astype(str) == key]
+        return predictions[ds.isin(release.COMPOSITE)]
+    return predictions[ds == release.key_of(scope)]
 
 
 def mean_sd(scores: pd.DataFrame, by: Sequence[str] = ("protocol", "scope"), count: str = "n") -> pd.DataFrame:
@@ -85,29 +106,85 @@ def mean_sd(scores: pd.DataFrame, by: Sequence[str] = ("protocol", "scope"), cou
     return g.mean().add_suffix("_mean").join(g.std(ddof=1).add_suffix("_sd")).join(g.size().rename(count)).reset_index()
 
 
-def bootstrap(predictions: pd.DataFrame, pred_col: str = "pred", n_boot: int = 1000, seed: int = 0,
-              level: float = 0.95) -> pd.DataFrame:
+# ---------------------------------------------------------------- intervals over subjects
+
+def subject_confusions(predictions: pd.DataFrame, pred_col: str, subjects: Sequence[str],
+                       num_classes: int = 3) -> np.ndarray:
+    """(S, C, C): each subject's confusion matrix, in the order of `subjects` (zeros for a subject not in the table)."""
+    out = np.zeros((len(subjects), num_classes, num_classes), dtype=np.int64)
+    pos = {s: i for i, s in enumerate(subjects)}
+    for s, g in predictions.groupby("subject", sort=False):
+        if s in pos:
+            out[pos[s]] = confusion(g["label"], g[pred_col], num_classes)
+    return out
+
+
+def _as_list(predictions: pd.DataFrame | Sequence[pd.DataFrame]) -> list[pd.DataFrame]:
+    return [predictions] if isinstance(predictions, pd.DataFrame) else list(predictions)
+
+
+def _draws(n_subjects: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, S) how often each subject is drawn when S subjects are resampled with replacement."""
+    picks = rng.integers(0, n_subjects, size=(n_boot, n_subjects))
+    return np.stack([np.bincount(row, minlength=n_subjects) for row in picks])
+
+
+def _boot_stats(runs: list[pd.DataFrame], col: str, scope: str, weights: np.ndarray | None, rng, n_boot: int):
+    """Per bootstrap draw, UF1 and UAR averaged over `runs` (seeds); subjects are drawn once for all runs."""
+    rows = [scope_rows(p, scope) for p in runs]
+    subjects = list(dict.fromkeys(s for r in rows for s in r["subject"]))
+    m = np.stack([subject_confusions(r, col, subjects) for r in rows])  # (R, S, C, C)
+    w = _draws(len(subjects), n_boot, rng) if weights is None else weights
+    boot = np.einsum("bs,rsij->brij", w, m)
+    uf1, uar = uf1_uar_from_confusion(boot)  # (B, R)
+    point = uf1_uar_from_confusion(m.sum(1))
+    return (np.nanmean(uf1, 1), np.nanmean(uar, 1)), (float(np.mean(point[0])), float(np.mean(point[1]))), w
+
+
+def bootstrap(predictions: pd.DataFrame | Sequence[pd.DataFrame], pred_col: str = "pred", n_boot: int = 1000,
+              seed: int = 0, level: float = 0.95) -> pd.DataFrame:
     """Percentile intervals for UF1/UAR by resampling subjects with replacement (LOSO's unit), per scope.
 
-    Within a dataset only that dataset's subjects are resampled. Columns: UF1, UF1_lo, UF1_hi, UAR, UAR_lo, UAR_hi.
+    Given several predictions tables (one per seed), the point is the mean over seeds and every draw resamples the same
+    subjects for all of them, so the interval is that of the seed mean. Within a dataset only that dataset's subjects
+    are resampled. Columns: UF1, UF1_lo, UF1_hi, UAR, UAR_lo, UAR_hi.
     """
+    runs = _as_list(predictions)
     rng = np.random.default_rng(seed)
-    point = scores(predictions, pred_col)
-    out = {}
     alpha = (1 - level) / 2
-    for name in point.index:
-        g = scope_rows(predictions, name)
-        by_subject = {s: (sg["label"].to_numpy(), sg[pred_col].to_numpy()) for s, sg in g.groupby("subject", sort=False)}
-        keys = list(by_subject)
-        stats = np.empty((n_boot, 2))
-        for b in range(n_boot):
-            pick = rng.integers(0, len(keys), len(keys))
-            t = np.concatenate([by_subject[keys[i]][0] for i in pick])
-            p = np.concatenate([by_subject[keys[i]][1] for i in pick])
-            stats[b] = uf1_uar(t, p)
-        lo, hi = np.nanquantile(stats, [alpha, 1 - alpha], axis=0)
-        out[name] = {"UF1": point.loc[name, "UF1"], "UF1_lo": lo[0], "UF1_hi": hi[0],
-                     "UAR": point.loc[name, "UAR"], "UAR_lo": lo[1], "UAR_hi": hi[1]}
+    out = {}
+    for name, _ in _groups(runs[0]):
+        (b_uf1, b_uar), (uf1, uar), _ = _boot_stats(runs, pred_col, name, None, rng, n_boot)
+        lo, hi = np.nanquantile(np.stack([b_uf1, b_uar], 1), [alpha, 1 - alpha], axis=0)
+        out[name] = {"UF1": uf1, "UF1_lo": lo[0], "UF1_hi": hi[0], "UAR": uar, "UAR_lo": lo[1], "UAR_hi": hi[1]}
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
+def paired_bootstrap(a: pd.DataFrame | Sequence[pd.DataFrame], b: pd.DataFrame | Sequence[pd.DataFrame],
+                     col_a: str = "pred", col_b: str | None = None, n_boot: int = 2000, seed: int = 0,
+                     level: float = 0.95) -> pd.DataFrame:
+    """The difference a - b of UF1/UAR (each a mean over its seeds) with a paired bootstrap over subjects: every draw
+    resamples the same subjects for both sides, so what the two share (the subjects' difficulty) cancels.
+
+    Columns per scope: dUF1, dUF1_lo, dUF1_hi, p_UF1 (two-sided: twice the smaller share of draws on either side of
+    0), the same for UAR, and `exceeds_noise` (the UF1 interval excludes 0).
+    """
+    ra, rb = _as_list(a), _as_list(b)
+    col_b = col_b or col_a
+    alpha = (1 - level) / 2
+    out = {}
+    for name, _ in _groups(ra[0]):
+        subjects = list(dict.fromkeys(s for r in ra + rb for s in scope_rows(r, name)["subject"]))
+        w = _draws(len(subjects), n_boot, np.random.default_rng(seed))
+        (ba_f, ba_r), (pa_f, pa_r), _ = _boot_stats(ra, col_a, name, w, None, n_boot)
+        (bb_f, bb_r), (pb_f, pb_r), _ = _boot_stats(rb, col_b, name, w, None, n_boot)
+        row = {}
+        for m, da, point in (("UF1", ba_f - bb_f, pa_f - pb_f), ("UAR", ba_r - bb_r, pa_r - pb_r)):
+            lo, hi = np.nanquantile(da, [alpha, 1 - alpha])
+            p = min(1.0, 2 * min(np.nanmean(da <= 0), np.nanmean(da >= 0)))
+            row.update({f"d{m}": point, f"d{m}_lo": lo, f"d{m}_hi": hi, f"p_{m}": p})
+        row["exceeds_noise"] = bool(row["dUF1_lo"] > 0 or row["dUF1_hi"] < 0)
+        out[name] = row
     return pd.DataFrame.from_dict(out, orient="index")
 
 

@@ -54,8 +54,8 @@ from .config import ModelConfig
 __all__ = [
     "HTNet", "Stage", "Attention", "TransformerLayer", "Hierarchy", "BlockAggregation", "PatchEmbedding",
     "Intermediates", "blockify", "deblockify", "build", "convert_nest_state_dict", "save_weights", "load_weights",
-    "count_parameters", "flops_per_sample", "flops_by_level", "stage_names", "stage_costs", "region_influence",
-    "pos_embed_effect",
+    "count_parameters", "parameter_count", "flops_per_sample", "flops_by_level", "stage_names", "stage_costs", "region_influence",
+    "pos_embed_effect", "attention_widths",
 ]
 
 LN_EPS = 1e-5  # the authors' LayerNorm eps (timm's default is 1e-6)
@@ -510,6 +510,12 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
+def parameter_count(cfg: ModelConfig) -> int:
+    """Exact parameter count of the network a config builds (on the meta device: no memory, no time)."""
+    with torch.device("meta"):
+        return count_parameters(build(cfg))
+
+
 def _counted_pass(cfg: ModelConfig, train: bool) -> tuple[nn.Module, dict[str, int]]:
     """One forward (and, when ``train``, backward) pass of one sample on the meta device under
     ``torch.utils.flop_counter.FlopCounterMode``: FLOPs by module path ('Global' is the total)."""
@@ -631,3 +637,15 @@ def pos_embed_effect(model: torch.nn.Module, x: torch.Tensor, shift: float = 5.0
                          "pos_embed values": [round(float(v), 4) for v in h.pos_embed],
                          f"max |logit change| for +{shift:g}": float((changed - base).abs().max())})
     return pd.DataFrame(rows).set_index("hierarchy")
+
+
+def attention_widths(dim: int, heads: tuple[int, ...] = (1, 2, 3, 4, 6, 8)) -> pd.DataFrame:
+    """For each head count: the attention width heads * (dim // heads), and which head counts build the same network.
+
+    With one token per block (the paper's geometry) attention returns its value projection, so the number of heads
+    matters only through this width: head counts of equal width make the same parameters, drawn in the same order,
+    and train to the same predictions (a test checks it)."""
+    width = {h: h * (dim // h) for h in heads}
+    return pd.DataFrame({"heads": list(heads), "attention width": [width[h] for h in heads],
+                         "same network as heads": [", ".join(str(g) for g in heads if width[g] == width[h])
+                                                   for h in heads]}).set_index("heads")

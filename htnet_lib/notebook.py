@@ -55,3 +55,10 @@ def provenance(params: Params | None = None) -> pd.Series:
     if params is not None:
         info["params fingerprint"] = params.fingerprint()
     return pd.Series(info, name="provenance")
+
+
+def runs_table(runs) -> pd.DataFrame:
+    """One row per run: its folder's name, seed, engine, training seconds and hardware."""
+    return pd.DataFrame({"run": [r.id for r in runs], "seed": [r.seed for r in runs],
+                         "engine": [r.meta["numerics"]["engine"] for r in runs],
+                         "train_s": [round(r.train_seconds, 1) for r in runs], "hardware": [r.hardware for r in runs]})

@@ -362,3 +362,29 @@ def settings() -> pd.DataFrame:
 def missing() -> pd.DataFrame:
     """What the paper does not state: columns item, what."""
     return pd.DataFrame(list(UNSTATED.items()), columns=["item", "what"])
+
+
+def reported_for(cfg) -> tuple[pd.DataFrame, str]:
+    """The paper's reported UF1/UAR for a model configuration (`config.ModelConfig`), indexed by scope (Full,
+    SMIC-HS, CASME II, SAMM), and where it is printed:
+
+    - the initial setting of §4.4 (7x7 bottom block, dim 256, 3 heads, (2, 2, 8)): Table 2's HTNet row (equal to
+      Table 4's 7x7 column and Table 5's (2, 2, 8) column);
+    - another bottom block size p with an input of 4p (Table 4's geometry), the rest initial: Table 4's row;
+    - another depth (2, 2, k), the rest initial (the authors' script's (2, 2, 10) among them): Table 5's row;
+    - anything else (a smaller model, another width): Table 2's HTNet row, labelled as the paper's configuration
+      rather than this one.
+    """
+    initial = dict(arch="htnet", num_hierarchies=3, dim=PAPER_SETTINGS["dim"], heads=PAPER_SETTINGS["heads"],
+                   mlp_mult=4, channels=3, num_classes=3)
+    same = all(getattr(cfg, k) == v for k, v in initial.items()) and cfg.image_size == 4 * cfg.patch_size
+    p, depth = cfg.patch_size, tuple(cfg.block_repeats)
+    if same and p == PAPER_SETTINGS["block_px"] and depth == PAPER_SETTINGS["block_repeats"]:
+        return htnet_table2(), "Table 2, §4.3 (= Table 4 7x7, Table 5 (2, 2, 8))"
+    if same and depth == PAPER_SETTINGS["block_repeats"] and p in set(table4()["block_px"]):
+        t = table4()
+        return t[t["block_px"] == p].set_index("dataset")[["UF1", "UAR"]], f"Table 4 ({p}x{p}), §4.4.1"
+    if same and p == PAPER_SETTINGS["block_px"] and depth in set(table5()["block_repeats"]):
+        t = table5()
+        return t[t["block_repeats"] == depth].set_index("dataset")[["UF1", "UAR"]], f"Table 5 {depth}, §4.4.4"
+    return htnet_table2(), "Table 2, §4.3 (the paper's configuration, not this one)"

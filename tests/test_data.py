@@ -37,19 +37,6 @@ def test_flow_maps_and_channel_order(samples, flow_maps):
     assert med[0] < 30 < med[2] < med[1]
 
 
-def test_loso_folds(samples):
-    folds = data.loso_folds(samples)
-    assert len(folds) == 68
-    assert sum(len(f.test_idx) for f in folds) == 442
-    for f in folds:
-        assert len(f.train_idx) + len(f.test_idx) == 442
-        assert set(samples["subject"].iloc[f.train_idx]).isdisjoint({f.subject})
-    one = data.loso_folds(samples, ["s01"])
-    assert [f.subject for f in one] == ["s01"] and one[0].dataset == "smic"
-    with pytest.raises(HTNetInputError, match="folds.*nobody"):
-        data.loso_folds(samples, ["nobody"])
-
-
 def test_verify_release_and_fingerprint(data_dir):
     assert data.verify_release(data_dir) == {"flow_maps": 442, "faces": 442, "files": 885}
     assert len(data.fingerprint(data_dir)) == 16

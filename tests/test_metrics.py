@@ -1,3 +1,4 @@
+import pandas as pd
 import pytest
 
 from htnet_lib import metrics
@@ -46,3 +47,36 @@ def test_bootstrap_interval_contains_point(samples, data_dir):
     # perfect predictions have a degenerate interval at 1
     perfect = preds.assign(pred=preds["label"])
     assert metrics.bootstrap(perfect, n_boot=20).loc["Full", ["UF1_lo", "UF1_hi"]].tolist() == [1.0, 1.0]
+
+
+def test_stacked_confusions_match_one_by_one():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    mats = rng.integers(0, 5, size=(7, 3, 3))
+    mats[2, 1, :] = 0  # a class absent from the truth of one matrix
+    uf1, uar = metrics.uf1_uar_from_confusion(mats)
+    for k, m in enumerate(mats):
+        t = np.repeat(np.arange(3), m.sum(1))
+        p = np.concatenate([np.repeat(np.arange(3), m[i]) for i in range(3)])
+        assert (uf1[k], uar[k]) == pytest.approx(metrics.uf1_uar(t, p))
+    assert np.isnan(metrics.uf1_uar_from_confusion(np.zeros((3, 3)))[0])
+
+
+def test_bootstrap_of_seeds_and_paired_differences(samples, data_dir):
+    preds = metrics.authors_predictions(samples, data_dir)
+    one = metrics.bootstrap(preds, n_boot=300, seed=2)
+    two = metrics.bootstrap([preds, preds], n_boot=300, seed=2)  # the mean of equal seeds is the same run
+    pd.testing.assert_frame_equal(one, two)
+    same = metrics.paired_bootstrap(preds, preds, n_boot=200)
+    assert (same[["dUF1", "dUF1_lo", "dUF1_hi"]] == 0).all().all() and not same["exceeds_noise"].any()
+    perfect = preds.assign(pred=preds["label"])
+    d = metrics.paired_bootstrap(perfect, preds, n_boot=500)
+    assert d.loc["Full", "dUF1"] == pytest.approx(1 - 0.8313, abs=1e-4)  # perfect minus the authors' 0.8313
+    assert d.loc["Full", "exceeds_noise"] and d.loc["Full", "dUF1_lo"] > 0 and d.loc["Full", "p_UF1"] < 0.01
+    # pairing removes what both share: the paired interval is narrower than the unpaired intervals' spread
+    wrong_one = preds.copy()
+    wrong_one.loc[wrong_one.index[0], "pred"] = (wrong_one["label"].iloc[0] + 1) % 3
+    d1 = metrics.paired_bootstrap(preds, wrong_one, n_boot=500).loc["Full"]
+    b = metrics.bootstrap(preds, n_boot=500).loc["Full"]
+    assert d1["dUF1_hi"] - d1["dUF1_lo"] < 0.2 * (b["UF1_hi"] - b["UF1_lo"])

@@ -141,13 +141,17 @@ def test_authors_script_row_and_settings():
     assert list(pv.settings().columns) == ["setting", "paper", "paper_source", "authors_script"]
 
 
-def test_project_defaults_are_the_authors_script():
-    """config.py's defaults are the authors' released configuration: they must equal CODE_SETTINGS."""
-    m, tr = config.ModelConfig(), config.TrainConfig()
-    c = pv.CODE_SETTINGS
+def test_project_defaults_are_the_papers_model_with_the_scripts_training():
+    """config.py's model defaults are the paper's initial settings (§4.4: (2, 2, 8)); what the paper does not state
+    (batch size, shuffling) comes from the authors' script; config.AUTHORS_SCRIPT is the script's (2, 2, 10) model."""
+    m, tr, a = config.ModelConfig(), config.TrainConfig(), config.AUTHORS_SCRIPT
+    p, c = pv.PAPER_SETTINGS, pv.CODE_SETTINGS
+    assert (m.block_px[0], m.dim, m.heads, tuple(m.block_repeats)) == (p["block_px"], p["dim"], p["heads"],
+                                                                      p["block_repeats"])
     for name in ("image_size", "patch_size", "dim", "heads", "num_hierarchies", "num_classes"):
-        assert getattr(m, name) == c[name], name
-    assert tuple(m.block_repeats) == c["block_repeats"]
+        assert getattr(m, name) == getattr(a, name) == c[name], name
+    assert tuple(a.block_repeats) == c["block_repeats"]
+    assert (tr.epochs, tr.lr) == (p["epochs"], p["lr"])
     assert (tr.epochs, tr.batch_size, tr.lr, tr.shuffle) == (c["epochs"], c["batch_size"], c["lr"], c["shuffle"])
 
 
@@ -340,3 +344,16 @@ def test_accessors_return_copies():
         a, ref = fn(), fn()
         a.iloc[0, 0] = None
         pd.testing.assert_frame_equal(fn(), ref)
+
+
+def test_reported_for_picks_the_papers_cell_for_a_configuration():
+    t2, where = pv.reported_for(config.ModelConfig())
+    assert where.startswith("Table 2") and t2.loc["Full"].tolist() == [0.8603, 0.8475]
+    t5, where = pv.reported_for(config.AUTHORS_SCRIPT)
+    assert where.startswith("Table 5 (2, 2, 10)") and t5.loc["Full"].tolist() == [0.8464, 0.8376]
+    t4, where = pv.reported_for(config.ModelConfig(patch_size=5, image_size=20))
+    assert where.startswith("Table 4 (5x5)") and t4.loc["Full"].tolist() == [0.837, 0.8213]
+    small, where = pv.reported_for(config.ModelConfig(dim=32, block_repeats=(1, 1, 1)))
+    assert "not this one" in where and small.loc["Full"].tolist() == [0.8603, 0.8475]
+    _, where = pv.reported_for(config.ModelConfig(patch_size=5, image_size=40))  # not Table 4's geometry (4p)
+    assert "not this one" in where

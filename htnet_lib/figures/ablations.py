@@ -1,42 +1,251 @@
-"""Tables and figures of notebook 04 (ablations; §4.4): Tables 4-5, Figs. 5-6, from `studies.sweeps` results."""
+"""Tables and figures of notebook 04 (ablations; §4.4): Tables 4-5 and Figs. 5-6 beside the paper, from
+`studies.sweeps` results.
+
+A sweep that reproduces one of the paper's tables or figures says so in its study file (`paper: table4`); its points
+are then matched to the paper's cells by the swept key (`PAPER_SWEEPS`). Every point is the mean over the study's
+seeds with its sd and 95% subject-bootstrap interval, and is compared with the sweep's reference point (the study's
+base, the paper's initial setting) by a paired bootstrap over subjects on the same seeds: `exceeds_noise` says
+whether the difference's interval excludes zero.
+"""
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
-import pandas as pd
-import seaborn as sns
+from dataclasses import dataclass
+from typing import Any, Callable
 
-from .. import metrics
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .. import metrics, paper_values
 from ..loso import label as protocol_label
+from ..studies.sweeps import SweepResults
 from . import finish
 
 SCOPES = list(metrics.SCOPES)
 
 
-def sweep_table(results: pd.DataFrame, sweep: str, protocol: str = "paper") -> pd.DataFrame:
-    """One row per sweep point: its label, geometry, parameters, training seconds and UF1/UAR per scope."""
-    sub = results[(results["sweep"] == sweep) & (results["protocol"] == protocol)]
-    wide = sub.pivot_table(index="label", columns="scope", values=["UF1", "UAR"], sort=False)
-    wide.columns = [f"{scope} {m}" for m, scope in wide.columns]
-    wide = wide[[f"{s} {m}" for s in SCOPES for m in ("UF1", "UAR") if f"{s} {m}" in wide.columns]]
-    info = sub.drop_duplicates("label").set_index("label")[
-        ["dim", "heads", "block_repeats", "block_px", "tokens_per_block", "params", "train_s"]]
-    return info.join(wide).reset_index().assign(protocol=protocol)
+@dataclass(frozen=True)
+class PaperSweep:
+    """How a sweep meets one of the paper's tables or figures: the params key whose value names the paper's row,
+    the paper's rows (index: that key's value; columns 'UF1 <scope>', 'UAR <scope>', optional 'train_time_s'), what
+    the text says when no values are printed, and the axis label."""
+
+    key: str
+    rows: Callable[[], pd.DataFrame]
+    source: str
+    x_label: str
+    note: str = ""
 
 
-def sweep_figure(results: pd.DataFrame, sweep: str, x: str, title: str, paper: pd.DataFrame | None = None,
-                 metric: str = "UF1") -> plt.Figure:
-    """UF1 (or UAR) per scope against a swept value, for the paper protocol and the last epoch; paper points marked."""
-    sub = results[(results["sweep"] == sweep) & results["protocol"].isin(["paper", "last"])].copy()
-    sub["protocol"] = sub["protocol"].map(lambda p: f"ours, {protocol_label(p)}")
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
-    for ax, (proto, g) in zip(axes, sub.groupby("protocol", sort=False)):
-        sns.pointplot(data=g, x=x, y=metric, hue="scope", hue_order=SCOPES, ax=ax, dodge=0.2)
-        ax.set_title(proto, fontsize=9)
+def _wide(df: pd.DataFrame, key: str) -> pd.DataFrame:
+    w = df.pivot_table(index=key, columns="dataset", values=["UF1", "UAR"], sort=False)
+    w.columns = [f"{m} {s}" for m, s in w.columns]
+    return w
+
+
+def _table4() -> pd.DataFrame:
+    return _wide(paper_values.table4().rename(columns={"block_px": "patch_size"}), "patch_size")
+
+
+def _table5() -> pd.DataFrame:
+    t = paper_values.table5()
+    t["block_repeats"] = t["block_repeats"].map(lambda r: "(" + ", ".join(map(str, r)) + ")")
+    return _wide(t, "block_repeats").join(t.drop_duplicates("block_repeats").set_index("block_repeats")["train_time_s"])
+
+
+def _stated(frame: Callable[[], pd.DataFrame], key: str) -> Callable[[], pd.DataFrame]:
+    def rows() -> pd.DataFrame:
+        f = frame()
+        f = f[f["dataset"].notna()]
+        return _wide(f, key) if len(f) else pd.DataFrame(index=pd.Index([], name=key))
+    return rows
+
+
+PAPER_SWEEPS: dict[str, PaperSweep] = {
+    "table4": PaperSweep("patch_size", _table4, paper_values.SOURCES["TABLE4"], "bottom-level block (px); input 4x"),
+    "table5": PaperSweep("block_repeats", _table5, paper_values.SOURCES["TABLE5"], "transformer layers per level"),
+    "fig5": PaperSweep("dim", _stated(paper_values.fig5, "dim"), paper_values.SOURCES["FIG5"], "hidden dimension",
+                       paper_values.FIG5["annotation"]),
+    "fig6": PaperSweep("heads", _stated(paper_values.fig6, "heads"), paper_values.SOURCES["FIG6"], "heads",
+                       paper_values.FIG6["annotation"]),
+}
+
+
+def reference_label(results: SweepResults, sweep: str) -> str:
+    """The sweep's point whose params equal the study's base (the initial setting), else its first point."""
+    pts = results.study.sweeps[sweep].points
+    base = results.study.base.fingerprint()
+    return next((p.label for p in pts if p.params.fingerprint() == base), pts[0].label)
+
+
+def sweep_summary(results: SweepResults, sweep: str, protocols: tuple[str, ...] = ("paper", "last"),
+                  n_boot: int = 1000) -> pd.DataFrame:
+    """One row per (point, protocol, scope): the point's label and swept values, geometry, parameters, training time
+    (mean over seeds, with the hardware), ours (UF1/UAR mean, sd, interval over subjects), the paper's cell and the
+    difference (when the sweep names a paper table), and the paired difference from the reference point."""
+    sw = results.study.sweeps[sweep]
+    paper = PAPER_SWEEPS.get(sw.paper)
+    prows = paper.rows() if paper else None
+    ref = reference_label(results, sweep)
+    t = results.table[results.table["sweep"] == sweep]
+    info_cols = ["label", *sw.varied, "block_px", "tokens_per_block", "params"]
+    rows = []
+    for point in sw.points:
+        runs = results.runs[(sweep, point.label)]
+        info = t[t["label"] == point.label].iloc[0][info_cols].to_dict()
+        info.update({"train_s": float(np.mean([r.train_seconds for r in runs])),
+                     "train_s_paper_scale": float(np.mean([r.seconds_per_fold_epoch for r in runs])) * 68 * 800,
+                     "hardware": runs[0].hardware,
+                     "seeds": len(runs)})
+        preds = [r.predictions() for r in runs]
+        ref_preds = results.predictions(sweep, ref)
+        for proto in protocols:
+            boot = metrics.bootstrap(preds, pred_col=proto, n_boot=n_boot)
+            sd = pd.concat([r.metrics() for r in runs]).query("protocol == @proto").groupby("scope")[["UF1", "UAR"]] \
+                .std(ddof=1)
+            paired = metrics.paired_bootstrap(preds, ref_preds, proto, n_boot=n_boot) if point.label != ref else None
+            for scope, b in boot.iterrows():
+                row = {**info, "protocol": proto, "scope": scope, **b.to_dict(),
+                       "UF1_sd": sd.loc[scope, "UF1"] if scope in sd.index else np.nan,
+                       "UAR_sd": sd.loc[scope, "UAR"] if scope in sd.index else np.nan, "reference": ref}
+                if paired is not None:
+                    row.update(paired.loc[scope].to_dict())
+                if prows is not None:
+                    k = _paper_key(point.params.to_flat()[paper.key])
+                    for m in ("UF1", "UAR"):
+                        row[f"paper_{m}"] = prows[f"{m} {scope}"].get(k, np.nan) if f"{m} {scope}" in prows else np.nan
+                    if "train_time_s" in prows:
+                        row["paper_train_s"] = prows["train_time_s"].get(k, np.nan)
+                rows.append(row)
+    out = pd.DataFrame(rows)
+    for m in ("UF1", "UAR"):
+        if f"paper_{m}" in out:
+            out[f"diff_{m}"] = out[m] - out[f"paper_{m}"]
+    return out
+
+
+def _paper_key(v: Any) -> Any:
+    return "(" + ", ".join(map(str, v)) + ")" if isinstance(v, (list, tuple)) else v
+
+
+def sweep_table(summary: pd.DataFrame, protocol: str = "paper", scopes: tuple[str, ...] = tuple(SCOPES),
+                digits: int = 4) -> pd.DataFrame:
+    """A readable wide view of a `sweep_summary`: one row per point; per scope ours as 'mean ± sd [lo, hi]' beside
+    the paper's value and the difference; the paired difference from the reference point on Full."""
+    s = summary[summary["protocol"] == protocol]
+    keep = [c for c in s.columns if c in ("label", "block_px", "tokens_per_block", "params", "train_s",
+                                          "train_s_paper_scale", "paper_train_s", "hardware", "seeds")
+            or c in _varied(s)]
+    out = s.drop_duplicates("label").set_index("label")[keep[1:] if keep[0] == "label" else keep].copy()
+    for scope in scopes:
+        sc = s[s["scope"] == scope].set_index("label")
+        if sc.empty:
+            continue
+        out[f"{scope} UF1 (ours)"] = [f"{r.UF1:.{digits}f} ± {r.UF1_sd:.{digits - 1}f} [{r.UF1_lo:.{digits - 1}f}, "
+                                      f"{r.UF1_hi:.{digits - 1}f}]" for r in sc.itertuples()]
+        if "paper_UF1" in sc:
+            out[f"{scope} UF1 (paper)"] = sc["paper_UF1"]
+            out[f"{scope} UF1 diff"] = sc["diff_UF1"].round(digits)
+    full = s[s["scope"] == SCOPES[0]].set_index("label")
+    if "dUF1" in full:
+        out["Full UF1 vs reference"] = [
+            "reference" if pd.isna(r.dUF1) else
+            f"{r.dUF1:+.{digits - 1}f} [{r.dUF1_lo:+.{digits - 1}f}, {r.dUF1_hi:+.{digits - 1}f}]"
+            + (" *" if r.exceeds_noise else "") for r in full.itertuples()]
+    return out.reset_index()
+
+
+def _varied(summary: pd.DataFrame) -> list[str]:
+    fixed = {"label", "block_px", "tokens_per_block", "params", "train_s", "train_s_paper_scale", "hardware", "seeds",
+             "protocol", "scope", "reference", "exceeds_noise", "paper_train_s"}
+    metric = ("UF1", "UAR", "dUF1", "dUAR", "p_", "paper_", "diff_")
+    return [c for c in summary.columns if c not in fixed and not c.startswith(metric)]
+
+
+def noise_sentence(summary: pd.DataFrame, protocol: str = "paper", scope: str = "Full") -> str:
+    """In words: which points differ from the reference by more than the noise (paired 95% interval excludes 0)."""
+    s = summary[(summary["protocol"] == protocol) & (summary["scope"] == scope)]
+    if "dUF1" not in s:
+        return f"{scope}, {protocol_label(protocol)}: one point only, nothing to compare."
+    ref = s["reference"].iloc[0]
+    others = s[s["label"] != ref]
+    real = others[others["exceeds_noise"].astype(bool)]
+    seeds = int(s["seeds"].max())
+    head = (f"{scope} UF1, {protocol_label(protocol)}, against '{ref}' (paired bootstrap over subjects, "
+            f"{seeds} seed(s)): ")
+    if real.empty:
+        return head + f"no point differs by more than the noise ({len(others)} compared)."
+    parts = [f"'{r.label}' {r.dUF1:+.3f} [{r.dUF1_lo:+.3f}, {r.dUF1_hi:+.3f}]" for r in real.itertuples()]
+    return head + f"{len(real)} of {len(others)} differ beyond the noise: " + "; ".join(parts) + "."
+
+
+def sweep_figure(summary: pd.DataFrame, sweep: str, paper: str = "", title: str = "", metric: str = "UF1",
+                 protocols: tuple[str, ...] = ("paper", "last")) -> plt.Figure:
+    """Ours (mean over seeds, 95% interval over subjects) per scope against the swept points, one panel per protocol;
+    the paper's values as black crosses on the first panel (the paper protocol), or its stated best as a note."""
+    ps = PAPER_SWEEPS.get(paper)
+    fig, axes = plt.subplots(1, len(protocols), figsize=(5.6 * len(protocols), 3.9), sharey=True, squeeze=False)
+    labels = list(dict.fromkeys(summary["label"]))
+    x = np.arange(len(labels))
+    for ax, proto in zip(axes[0], protocols):
+        s = summary[summary["protocol"] == proto]
+        for j, scope in enumerate(SCOPES):
+            sc = s[s["scope"] == scope].set_index("label").reindex(labels)
+            off = (j - 1.5) * 0.08
+            err = np.vstack([sc[metric] - sc[f"{metric}_lo"], sc[f"{metric}_hi"] - sc[metric]])
+            ax.errorbar(x + off, sc[metric], yerr=np.nan_to_num(err), marker="o", ms=4, capsize=2, label=scope)
+            if proto == "paper" and f"paper_{metric}" in sc and sc[f"paper_{metric}"].notna().any():
+                ax.scatter(x + off, sc[f"paper_{metric}"], marker="x", color="black", s=25, zorder=5,
+                           label="paper" if j == 0 else None)
+        ax.set_xticks(x, labels, rotation=25, fontsize=8)
         ax.set_ylim(0, 1)
         ax.set_ylabel(metric)
-        ax.set_xlabel(x)
-    if paper is not None and len(paper):
-        axes[0].scatter(paper[x].astype(str), paper[metric], marker="x", color="black", label="paper", zorder=5)
-    fig.suptitle(title)
+        ax.set_xlabel(ps.x_label if ps else sweep)
+        ax.set_title(f"ours, {protocol_label(proto)}", fontsize=9)
+        if ps and ps.note and proto == "paper":
+            ax.text(0.02, 0.04, ps.note, transform=ax.transAxes, fontsize=7)
+    axes[0, -1].legend(fontsize=7, loc="lower right")
+    seeds = int(summary["seeds"].max())
+    fig.suptitle((title or sweep) + f" (ours: mean of {seeds} seed(s), 95% interval over subjects)", fontsize=10)
     fig.tight_layout()
     return finish(fig)
+
+
+def geometry_table(study, sweep: str) -> pd.DataFrame:
+    """For each point of a study's sweep: input side, patch size, block sides per level (px), patch grid and tokens
+    per block; the geometry of Table 4's block sizes (`regions.model_inputs` resizes the 28x28 input to the side)."""
+    rows = []
+    for p in study.sweeps[sweep].points:
+        m = p.params.model
+        rows.append({"label": p.label, "input side (px)": m.image_size, "patch (px)": m.patch_size,
+                     "blocks bottom/middle/top (px)": "/".join(map(str, m.block_px)),
+                     "patch grid": f"{m.grid}x{m.grid}", "tokens per block": m.block_edge ** 2,
+                     "each region spans (px)": m.image_size // 2})
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class SweepReport:
+    """One sweep, reported: the tidy summary (saved as CSV), its readable table, its figure, and what it says."""
+
+    summary: pd.DataFrame
+    table: pd.DataFrame
+    figure: plt.Figure
+    words: str
+
+
+def report(results: SweepResults, sweep: str, out_dir=None, name: str | None = None, n_boot: int = 1000) -> SweepReport:
+    """Summarise, tabulate, draw and describe one sweep; with `out_dir`, write `<name>.csv/.md/.png` there."""
+    from . import save_figure, save_table
+
+    sw = results.study.sweeps[sweep]
+    summary = sweep_summary(results, sweep, n_boot=n_boot)
+    table = sweep_table(summary)
+    fig = sweep_figure(summary, sweep, paper=sw.paper, title=sw.title or sweep)
+    words = "\n".join(noise_sentence(summary, p) for p in ("paper", "last"))
+    if out_dir is not None:
+        name = name or sweep
+        save_table(summary, name, out_dir)
+        save_table(table, f"{name}_table", out_dir)
+        save_figure(fig, name, out_dir=out_dir)
+    return SweepReport(summary, table, fig, words)

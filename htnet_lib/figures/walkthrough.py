@@ -27,7 +27,7 @@ def stage_shapes(model: torch.nn.Module, x: torch.Tensor) -> pd.DataFrame:
         if t.dim() == 4:
             row["tokens"] = t.shape[2] * t.shape[3]
         if name.startswith("hierarchy"):
-            h = model.hierarchies[int(name[len("hierarchy"):])]
+            h = model.stages[int(name[len("hierarchy"):])].hierarchy
             row["blocks per side"] = h.blocks_per_side
             row["tokens per block"] = h.block_edge ** 2
             row["width (dim)"] = t.shape[1]

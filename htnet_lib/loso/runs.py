@@ -43,7 +43,8 @@ from filelock import FileLock, Timeout
 
 from .. import data as data_mod
 from .. import metrics, regions, release
-from .._io import REPO_ROOT, HTNetInputError, atomic_path, atomic_write_json, git_revision, progress as progress_bar
+from .._io import (REPO_ROOT, HTNetInputError, atomic_path, atomic_write_json, git_revision, hardware,
+                   progress as progress_bar)
 from ..config import Params, params_from_dict
 from . import protocols
 from .engines import FoldRecord, auto_chunk, calibrate_engine, choose_engine, resolve_device
@@ -98,6 +99,17 @@ class Run:
     def train_seconds(self) -> float:
         """Seconds spent training, summed over the run's chunks."""
         return float(sum(c["seconds"] for c in self.meta.get("chunks", [])))
+
+    @property
+    def seconds_per_fold_epoch(self) -> float:
+        """Training seconds per fold and epoch (to scale a run's time to other fold or epoch counts)."""
+        folds = sum(len(c["folds"]) for c in self.meta.get("chunks", []))
+        return self.train_seconds / max(1, folds * self.params.train.epochs)
+
+    @property
+    def hardware(self) -> str:
+        """What trained the run (`_io.hardware`): a GPU's name, or the CPU model and thread count."""
+        return self.meta.get("numerics", {}).get("hardware", "unknown")
 
     def records(self, plans: Sequence[FoldPlan] | None = None) -> dict[str, FoldRecord]:
         return load_records(self.dir, plans)
@@ -272,7 +284,7 @@ def _new_meta(job: Job) -> dict[str, Any]:
     return {"params": p.to_flat(), "params_fingerprint": p.fingerprint(), "data_fingerprint": job.data_fp,
             "git_revision": git_revision(), "started": _dt.datetime.now().isoformat(timespec="seconds"),
             "numerics": {"engine": job.engine, "device": str(job.device), "amp": p.run.amp, "torch": torch.__version__,
-                         "threads": torch.get_num_threads()},
+                         "threads": torch.get_num_threads(), "hardware": hardware(str(job.device))},
             "protocols": protocols.default_names(p.train), "chunks": []}
 
 

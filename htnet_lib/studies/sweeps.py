@@ -67,3 +67,17 @@ def run_sweep(study: Study | str | os.PathLike, progress: bool = True, executor:
 def _cell(v: Any) -> Any:
     """A params value as a table cell: tuples as '(2, 2, 8)'."""
     return "(" + ", ".join(map(str, v)) + ")" if isinstance(v, (list, tuple)) else v
+
+
+def points_table(study: Study) -> pd.DataFrame:
+    """Every point of a study's sweeps before training: sweep, label, the keys it sets, its geometry and size."""
+    rows = []
+    for sweep in study.sweeps.values():
+        for p in sweep.points:
+            with torch.device("meta"):
+                n_params = count_parameters(build(p.params.model))
+            rows.append({"sweep": sweep.name, "paper": sweep.paper or "(not the paper's)", "label": p.label,
+                         "sets": ", ".join(f"{k}={_cell(v)}" for k, v in p.changes.items()) or "(the base)",
+                         **block_geometry(p.params.model), "params": n_params, "epochs": p.params.train.epochs,
+                         "folds": len(p.params.train.folds) or "all", "seeds": len(study.seeds)})
+    return pd.DataFrame(rows)

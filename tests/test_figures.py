@@ -1,5 +1,5 @@
-"""Tests for htnet_lib.viz: figures build with titles and labels and stay out of pyplot; tables hold the right numbers;
-the model probes show what notebook 02 says they show."""
+"""Tests for htnet_lib.figures (and the analyses they draw, in regions and model): figures build with titles and labels
+and stay out of pyplot; tables hold the right numbers; the model probes show what notebook 02 says they show."""
 from __future__ import annotations
 
 import matplotlib
@@ -13,8 +13,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from htnet_lib import release, data, paper_values, viz  # noqa: E402
-from htnet_lib.config import ModelConfig  # noqa: E402
+from htnet_lib import data, model, paper_values, regions, release  # noqa: E402
+from htnet_lib.figures import preprocess, walkthrough  # noqa: E402
+from htnet_lib.config import AUTHORS_SCRIPT, ModelConfig  # noqa: E402
 from htnet_lib.model import HTNet  # noqa: E402
 
 SMALL = ModelConfig(dim=16, heads=2, block_repeats=(1, 1, 1))
@@ -29,7 +30,7 @@ def titles(fig: Figure) -> list[str]:
 def no_pyplot_leak():
     before = set(plt.get_fignums())
     yield
-    assert set(plt.get_fignums()) == before, "a viz function left a figure open in pyplot"
+    assert set(plt.get_fignums()) == before, "a figure function left a figure open in pyplot"
 
 
 def model_and_input(cfg: ModelConfig, seed: int = 0) -> tuple[HTNet, torch.Tensor]:
@@ -44,37 +45,37 @@ def test_example_indices_cycle_emotions_per_dataset():
     samples = pd.DataFrame({
         "dataset": pd.Categorical(["smic"] * 5 + ["samm"] * 3, categories=release.KEYS),
         "emotion": ["negative", "negative", "positive", "surprise", "positive", "negative", "negative", "surprise"]})
-    idx = viz.example_indices(samples, per_dataset=3)
+    idx = preprocess.example_indices(samples, per_dataset=3)
     assert idx == [0, 2, 3, 5, 7, 6]  # smic: one of each emotion; casme2 absent; samm: negative, surprise, negative
-    assert viz.example_indices(samples, per_dataset=10)[:5] == [0, 2, 3, 1, 4]  # never more than a dataset holds
+    assert preprocess.example_indices(samples, per_dataset=10)[:5] == [0, 2, 3, 1, 4]  # never more than a dataset holds
 
 
 def test_flow_maps_figure(no_pyplot_leak):
     rng = np.random.default_rng(0)
     maps = rng.integers(0, 256, (2, 28, 28, 3), dtype=np.uint8)
     faces = [rng.integers(0, 256, (224, 224, 3), dtype=np.uint8)] * 2
-    fig = viz.flow_maps_figure(maps, faces, ["a", "b"], title="T")
+    fig = preprocess.flow_maps_figure(maps, faces, ["a", "b"], title="T")
     assert isinstance(fig, Figure) and fig._suptitle.get_text() == "T"
-    assert {"apex face", *viz.CHANNELS} <= set(titles(fig))
+    assert {"apex face", *preprocess.CHANNELS} <= set(titles(fig))
     assert len([ax for ax in fig.axes if ax.images]) == 8
     with pytest.raises(ValueError, match="expected"):
-        viz.flow_maps_figure(maps[..., 0])
+        preprocess.flow_maps_figure(maps[..., 0])
 
 
 def test_table1_comparison_matches_and_flags_differences(samples):
     ours = data.class_counts(samples)
-    table = viz.table1_comparison(ours, paper_values.table1())
+    table = preprocess.table1_comparison(ours, paper_values.table1())
     assert list(table.index) == ["SMIC-HS", "CASME II", "SAMM", "Full"]
     assert table[("match", "")].all()
     assert table.loc["Full", ("samples", "ours")] == 442
     wrong = paper_values.table1()
     wrong.loc["SAMM", "positive"] += 1
-    flagged = viz.table1_comparison(ours, wrong)[("match", "")]
+    flagged = preprocess.table1_comparison(ours, wrong)[("match", "")]
     assert not flagged["SAMM"] and flagged.drop("SAMM").all()
 
 
 def test_region_differences(samples):
-    t = viz.region_differences(samples)
+    t = regions.region_differences(samples)
     assert list(t.index) == ["smic", "casme2", "samm", "all"]
     assert t.loc["all", "samples"] == 442
     assert t.loc["all", "official_detected"] == 270 and t.loc["all", "corrected_detected"] == 442
@@ -83,7 +84,7 @@ def test_region_differences(samples):
 
 
 def test_regions_figure(samples, flow_maps, no_pyplot_leak):
-    fig = viz.regions_figure(samples, flow_maps, 309)
+    fig = preprocess.regions_figure(samples, flow_maps, 309)
     assert len([ax for ax in fig.axes if ax.images]) == 6
     assert "006_1_2" in fig._suptitle.get_text()
     assert any("official" in t for t in titles(fig)) and any("corrected" in t for t in titles(fig))
@@ -94,44 +95,44 @@ def test_regions_figure(samples, flow_maps, no_pyplot_leak):
 
 def test_stage_shapes_paper_geometry():
     net, x = model_and_input(SMALL)
-    t = viz.stage_shapes(net, x)
+    t = walkthrough.stage_shapes(net, x)
     assert t.loc["patch_embedding", "shape"] == (1, 16, 4, 4)
     assert t.loc["hierarchy2", "shape"] == (1, 64, 1, 1)
     assert list(t.loc[["hierarchy0", "hierarchy1", "hierarchy2"], "blocks per side"]) == [4, 2, 1]
     assert list(t.loc[["hierarchy0", "hierarchy1", "hierarchy2"], "tokens per block"]) == [1, 1, 1]
-    t2 = viz.stage_shapes(*model_and_input(TWO))
+    t2 = walkthrough.stage_shapes(*model_and_input(TWO))
     assert list(t2.loc[["hierarchy0", "hierarchy1"], "tokens per block"]) == [4, 4]
 
 
 def test_blocks_and_attention_figures(no_pyplot_leak):
-    assert "2x2 blocks of 2x2 token(s)" in titles(viz.blocks_figure(TWO))[0]
-    assert "4x4 blocks of 1x1 token(s)" in titles(viz.blocks_figure(SMALL))[0]
+    assert "2x2 blocks of 2x2 token(s)" in titles(walkthrough.blocks_figure(TWO))[0]
+    assert "4x4 blocks of 1x1 token(s)" in titles(walkthrough.blocks_figure(SMALL))[0]
     net, x = model_and_input(TWO)
-    fig = viz.attention_figure(net.attention_maps(x), "hierarchy0.layer0")
+    fig = walkthrough.attention_figure(net.attention_maps(x), "hierarchy0.layer0")
     heads = [t for t in titles(fig) if t.startswith("head")]
     assert heads == ["head 0", "head 1"]
 
 
 def test_region_influence_stays_local_until_aggregation():
     net, x = model_and_input(SMALL)
-    inf = viz.region_influence(net, x, quadrant=0)
+    inf = model.region_influence(net, x, quadrant=0)
     for stage in ("patch_embedding", "hierarchy0"):  # one token per block: nothing moves between tokens
         d = inf[stage]
         assert (d[:2, :2] > 0).all() and np.count_nonzero(d) == 4
     assert np.count_nonzero(inf["aggregation0"]) > 1  # the 3x3 conv and max-pool reach the other regions
-    inf2 = viz.region_influence(*model_and_input(TWO), quadrant=3)
+    inf2 = model.region_influence(*model_and_input(TWO), quadrant=3)
     assert np.count_nonzero(inf2["hierarchy0"][:2, :]) == 0 and np.count_nonzero(inf2["hierarchy0"][:, :2]) == 0
 
 
 def test_influence_figure(no_pyplot_leak):
-    fig = viz.influence_figure(viz.region_influence(*model_and_input(SMALL)))
+    fig = walkthrough.influence_figure(model.region_influence(*model_and_input(SMALL)))
     assert titles(fig)[0].startswith("input")
 
 
 def test_pos_embed_effect_last_level_is_inert_and_model_restored():
     net, x = model_and_input(SMALL)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    t = viz.pos_embed_effect(net, x)
+    t = model.pos_embed_effect(net, x)
     col = [c for c in t.columns if c.startswith("max |logit change|")][0]
     assert t.loc["hierarchy2", col] < 1e-4
     assert t.loc["hierarchy1", col] > 1e-3
@@ -139,12 +140,13 @@ def test_pos_embed_effect_last_level_is_inert_and_model_restored():
 
 
 def test_stage_costs_paper_config(no_pyplot_leak):
-    c = viz.stage_costs(ModelConfig())
+    c = model.stage_costs(AUTHORS_SCRIPT)
     assert c.loc["total", "params"] == 139_582_982
     assert c.drop(index="total")["params"].sum() == 139_582_982
     assert c.loc["hierarchy2", "params_share"] > 0.9
     assert c.loc["total", "params_MB_fp32"] == pytest.approx(139_582_982 * 4 / 2 ** 20)
+    assert model.stage_costs(ModelConfig()).loc["total", "params"] == 114_429_446  # the paper's (2, 2, 8)
     assert c.loc["total", "MFLOPs_train"] > 2 * c.loc["total", "MFLOPs_forward"]
-    assert viz.stage_costs(ModelConfig(block_repeats=(2, 2, 2))).loc["total", "params"] == 38_968_838
-    fig = viz.costs_figure({"paper": c, "small": viz.stage_costs(SMALL)})
+    assert model.stage_costs(ModelConfig(block_repeats=(2, 2, 2))).loc["total", "params"] == 38_968_838
+    fig = walkthrough.costs_figure({"paper": c, "small": model.stage_costs(SMALL)})
     assert [ax.get_ylabel() for ax in fig.axes][:1] == ["share of the model's total"]

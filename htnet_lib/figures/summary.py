@@ -1,0 +1,130 @@
+"""Notebook 06: every table and figure of the paper beside ours, on one page, from the files notebooks 01-05 wrote
+into `figures/<level>/` (nothing is trained here).
+
+`collect` puts every cell the paper prints (Tables 1-5) or states (Figs. 5-7) next to our value for the same
+configuration at this level: our mean over seeds with its 95% interval over subjects, the difference, and whether
+the paper's value lies inside our interval.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .. import paper_values
+from . import finish
+
+# file -> (notebook, what it holds); the notebooks write them, `python -m htnet_lib reproduce` runs the notebooks
+FILES = {
+    "table1_counts": ("01", "Table 1: subjects and samples per class, ours beside the paper"),
+    "table2": ("03", "Table 2, long: ours per protocol (mean, sd, 95% interval), the authors' predictions, the paper"),
+    "table2_wide": ("03", "Table 2 as the paper prints it: one row per source, a column per dataset and metric"),
+    "table2_uf1": ("03", "Table 2 as bars, with the paper's 12 earlier methods"),
+    "fig7_per_class": ("03", "Fig. 7: per-class accuracy, ours beside the paper's stated values"),
+    "fig7_confusion": ("03", "Fig. 7: confusion matrices, ours and the authors'"),
+    "curve_oracle_vs_fixed": ("03", "the paper protocol's pick against the last epoch, over the epochs trained"),
+    "table3": ("03", "Table 3: CAS(ME)^3, the paper's rows (and ours with a CAS(ME)^3 release)"),
+    "table4_block_size": ("04", "Table 4: block size, per point and scope, beside the paper, paired differences"),
+    "table5_depth": ("04", "Table 5: depth, with parameters and training time beside the paper's"),
+    "fig5_dim": ("04", "Fig. 5: hidden dimension"),
+    "fig6_heads": ("04", "Fig. 6: heads"),
+    "extra_tokens_per_block": ("04", "not the paper's: fewer hierarchies, more tokens per block"),
+    "audit": ("05", "the protocol audit: the paper's pick on random guesses and shuffled labels, beside real runs"),
+    "audit_curve": ("05", "the audit over the epochs trained"),
+    "summary": ("06", "this summary: every paper cell beside ours"),
+}
+
+
+def index(out_dir: str | os.PathLike) -> pd.DataFrame:
+    """The files of a level's folder: name, kinds present (csv, md, png), the notebook that writes it, what it holds."""
+    out = Path(out_dir)
+    rows = []
+    for name, (nb, what) in FILES.items():
+        kinds = [k for k in ("csv", "md", "png") if (out / f"{name}.{k}").is_file()]
+        if kinds:
+            rows.append({"file": name, "kinds": ", ".join(kinds), "notebook": nb, "what": what})
+    return pd.DataFrame(rows)
+
+
+def _read(out: Path, name: str) -> pd.DataFrame | None:
+    path = out / f"{name}.csv"
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def collect(out_dir: str | os.PathLike, protocol: str = "paper") -> pd.DataFrame:
+    """Every paper cell beside ours. Columns: item, setting, scope, metric, paper, ours, ours_lo, ours_hi, diff,
+    paper_in_ci, source. `protocol` chooses ours (the paper protocol by default, like for like)."""
+    out = Path(out_dir)
+    rows: list[dict] = []
+    t1 = _read(out, "table1_counts")
+    if t1 is not None:
+        paper = paper_values.table1()
+        t1 = t1.rename(columns={"dataset": "scope"}).set_index("scope").rename(index={"all": "Full"})
+        for scope in paper.index:
+            for col in paper.columns:
+                ours = t1.loc[scope, "total" if col == "samples" else col] if scope in t1.index else np.nan
+                rows.append({"item": "Table 1", "setting": col, "scope": scope, "metric": "count",
+                             "paper": paper.loc[scope, col], "ours": ours, "source": paper_values.SOURCES["TABLE1"]})
+    t2 = _read(out, "table2")
+    if t2 is not None:
+        for r in t2[t2["protocol"] == protocol].itertuples():
+            for m in ("UF1", "UAR"):
+                rows.append({"item": "Table 2", "setting": "HTNet", "scope": r.scope, "metric": m,
+                             "paper": getattr(r, f"paper_{m}"), "ours": getattr(r, m), "ours_lo": getattr(r, f"{m}_lo"),
+                             "ours_hi": getattr(r, f"{m}_hi"), "source": r.paper_source})
+    for name, item in (("table4_block_size", "Table 4"), ("table5_depth", "Table 5"), ("fig5_dim", "Fig. 5"),
+                       ("fig6_heads", "Fig. 6")):
+        s = _read(out, name)
+        if s is None or "paper_UF1" not in s:
+            continue
+        s = s[(s["protocol"] == protocol) & s["paper_UF1"].notna()]
+        for r in s.itertuples():
+            for m in ("UF1", "UAR"):
+                if pd.notna(getattr(r, f"paper_{m}")):
+                    rows.append({"item": item, "setting": r.label, "scope": r.scope, "metric": m,
+                                 "paper": getattr(r, f"paper_{m}"), "ours": getattr(r, m),
+                                 "ours_lo": getattr(r, f"{m}_lo"), "ours_hi": getattr(r, f"{m}_hi"),
+                                 "source": paper_values.SOURCES[item.upper().replace(" ", "").replace(".", "")]})
+    pc = _read(out, "fig7_per_class")
+    if pc is not None:
+        for r in pc[pc["paper"].notna()].itertuples():
+            rows.append({"item": "Fig. 7", "setting": f"{r.emotion} ({r.paper_relation} stated)", "scope": r.scope,
+                         "metric": "accuracy", "paper": r.paper, "ours": r.ours, "source": paper_values.SOURCES["FIG7"]})
+    df = pd.DataFrame(rows).reindex(columns=["item", "setting", "scope", "metric", "paper", "ours", "ours_lo",
+                                             "ours_hi", "diff", "paper_in_ci", "source"])
+    df["diff"] = df["ours"] - df["paper"]
+    inside = (df["ours_lo"] <= df["paper"]) & (df["paper"] <= df["ours_hi"])
+    df["paper_in_ci"] = np.where(df["ours_lo"].notna(), inside, None)
+    return df
+
+
+def overview(collected: pd.DataFrame) -> pd.DataFrame:
+    """Per item: cells compared, mean difference (ours - paper) and how many of the paper's values lie inside our
+    interval."""
+    scored = collected[collected["metric"] != "count"]
+    g = scored.groupby("item", sort=False)
+    return pd.DataFrame({"cells": g.size(), "mean diff (ours - paper)": g["diff"].mean().round(4),
+                         "paper inside our 95% interval": g["paper_in_ci"].apply(
+                             lambda s: f"{int((s == True).sum())} of {int(s.notna().sum())}" if s.notna().any()  # noqa: E712
+                             else "no interval")})
+
+
+def scatter(collected: pd.DataFrame) -> plt.Figure:
+    """Every scored cell: the paper's value (x) against ours (y, with our 95% interval), one colour per item."""
+    d = collected[collected["metric"] != "count"]
+    fig, ax = plt.subplots(figsize=(5.6, 5.2))
+    for item, g in d.groupby("item", sort=False):
+        err = np.vstack([g["ours"] - g["ours_lo"], g["ours_hi"] - g["ours"]])
+        ax.errorbar(g["paper"], g["ours"], yerr=np.nan_to_num(err), fmt="o", ms=4, capsize=2, alpha=0.8, label=item)
+    ax.plot([0, 1], [0, 1], color="black", linewidth=1, linestyle="--", label="ours = paper")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("the paper's value")
+    ax.set_ylabel("ours (mean over seeds, 95% interval over subjects)")
+    ax.set_title("Every cell of the paper beside ours", fontsize=10)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return finish(fig)

@@ -1,0 +1,109 @@
+"""Studies (htnet_lib.studies): one loader for sweep, audit and bench files; sweeps over any key; the protocol audit."""
+import numpy as np
+import pytest
+
+from htnet_lib import loso
+from htnet_lib._io import HTNetInputError
+from htnet_lib.config import ModelConfig
+from htnet_lib.figures import audit as audit_figures
+from htnet_lib.studies import audit, load_study, sweeps
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+@pytest.fixture()
+def base(tmp_path):
+    return write(tmp_path, "loso.yaml", f"dim: 8\nheads: 2\nblock_repeats: [1, 1, 1]\nepochs: 2\nfolds: [s01, '006']\n"
+                                        f"runs_dir: {tmp_path / 'runs'}\nprogress: false\nengine: loop\n")
+
+
+def test_block_geometry_follows_the_authors_layout():
+    assert sweeps.block_geometry(ModelConfig()) == {"block_px": "7/14/28", "tokens_per_block": 1}
+    assert sweeps.block_geometry(ModelConfig(patch_size=5, image_size=20)) == {"block_px": "5/10/20", "tokens_per_block": 1}
+    assert sweeps.block_geometry(ModelConfig(num_hierarchies=2, block_repeats=(2, 10))) == {"block_px": "14/28",
+                                                                                           "tokens_per_block": 4}
+
+
+def test_study_file_errors_name_file_and_point(tmp_path, base):
+    f = write(tmp_path, "ablations.yaml", "base: loso.yaml\nsweeps:\n  dim:\n    - {dim: 16}\n    - {dims: 32}\n")
+    with pytest.raises(HTNetInputError) as e:
+        load_study(f)
+    assert e.value.field == "sweeps.dim[1].dims" and str(f) in str(e.value)
+    f.write_text("base: loso.yaml\nsweeps:\n  depth: {points: [{block_repeats: [1, 1]}]}\n")
+    with pytest.raises(HTNetInputError, match="3 positive entries") as e:
+        load_study(f)
+    assert e.value.field == "sweeps.depth[0].block_repeats"
+    f.write_text("base: loso.yaml\noverrides: {lr: .nan}\n")
+    with pytest.raises(HTNetInputError, match="finite") as e:
+        load_study(f)
+    assert "overrides" in str(e.value) and e.value.field == "lr"
+    f.write_text("base: loso.yaml\nseeds: [0, x]\n")
+    with pytest.raises(HTNetInputError) as e:
+        load_study(f)
+    assert e.value.field == "seeds"
+    f.write_text("base: loso.yaml\nguess_epochs: 3\n")  # an audit key in a plain study file
+    with pytest.raises(HTNetInputError, match="unknown key"):
+        load_study(f)
+
+
+def test_any_key_is_a_sweep_and_its_table_shows_the_values(tmp_path, base, samples):
+    """No whitelist: a sweep over lr (or epochs) is one entry, and its rows carry the lr values."""
+    f = write(tmp_path, "lr.yaml", "base: loso.yaml\nseeds: [0, 1]\nsweeps:\n  learning rate:\n"
+                                   "    - {lr: 1.0e-4}\n    - {lr: 3.0e-4, label: fast}\n"
+                                   "  block_size:\n    paper: table4\n    points:\n      - {label: 7x7}\n"
+                                   "      - {label: 5x5, patch_size: 5, image_size: 20}\n")
+    study = load_study(f)
+    assert study.sweeps["learning rate"].varied == ["lr"] and study.sweeps["block_size"].paper == "table4"
+    assert [p.label for p in study.sweeps["learning rate"].points] == ["lr=0.0001", "fast"]
+    r = sweeps.run_sweep(study, progress=False)
+    t = r.table
+    lr_rows = t[t["sweep"] == "learning rate"]
+    assert set(lr_rows["lr"]) == {1e-4, 3e-4} and set(lr_rows["seed"]) == {0, 1}
+    assert len(r.runs[("learning rate", "fast")]) == 2
+    five = t[(t["sweep"] == "block_size") & (t["label"] == "5x5")]
+    assert set(five["block_px"]) == {"5/10/20"} and set(five["image_size"]) == {20}
+    assert not t["run"].str.contains("/").any()  # run ids, never paths
+    # the 7x7 point is the base: the same runs as the base trained alone (one run per seed, shared)
+    base_runs = loso.run_many(study.seeded(study.base), progress=False)
+    assert r.runs[("block_size", "7x7")] == base_runs
+
+
+def test_random_guesses_under_paper_selection(samples):
+    """The paper's pick on uninformative guesses: chance at a fixed epoch, far above chance when chosen per subject."""
+    scores, curve = audit.random_guess_oracle(samples, epochs=200, repeats=2, seed=3, curve_at=(1, 10, 200))
+    s = audit.summarize(scores).set_index(["protocol", "scope"])
+    assert 0.25 < s.loc[("last", "Full"), "UF1_mean"] < 0.42
+    assert s.loc[("paper", "Full"), "UF1_mean"] > 0.7
+    c = curve[(curve["scope"] == "Full") & (curve["protocol"] == "paper")].groupby("epoch")["UF1"].mean()
+    assert c.loc[1] < c.loc[10] < c.loc[200]  # more epochs to choose from, higher score
+    # guesses follow the other subjects' priors: about 57% negative overall
+    rec = audit.guess_records(samples, epochs=50, seed=0)
+    allp = np.concatenate([r.test_pred.ravel() for r in rec.values()])
+    assert abs((allp == 0).mean() - 250 / 442) < 0.02
+
+
+def test_audit_table_and_description(samples):
+    scores, _ = audit.random_guess_oracle(samples, epochs=20, repeats=2, curve_at=(20,))
+    t = audit_figures.audit_table(scores, real=[])
+    assert set(t["predictions"]) == {"random guesses (class priors)"}
+    text = audit.describe(t, "Full")
+    assert text.startswith("Full: random guesses") and "+0." in text
+
+
+def test_audit_file(tmp_path, base):
+    bad = write(tmp_path, "audit.yaml", "base: loso.yaml\nguess_epochs: 0\n")
+    with pytest.raises(HTNetInputError) as e:
+        audit.load_audit(bad)
+    assert e.value.field == "guess_epochs" and str(bad) in str(e.value)
+    bad.write_text("base: loso.yaml\nrepeats: 3\n")
+    with pytest.raises(HTNetInputError, match="repeats"):
+        audit.load_audit(bad)
+    bad.write_text("base: loso.yaml\nseeds: [1, 2]\nguess_epochs: 10\nlabel_shuffle_seeds: [1]\n")
+    study = audit.load_audit(bad)
+    assert study.seeds == (1, 2) and study.base.model.dim == 8 and study.options.guess_epochs == 10
+    real, shuffled = audit.run_audit_training(study, progress=False)
+    assert [r.seed for r in real] == [1, 2] and len(shuffled) == 1 and shuffled[0].params.train.label_shuffle
