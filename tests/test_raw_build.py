@@ -8,6 +8,7 @@ import cv2
 import pandas as pd
 import pytest
 
+from htnet_lib import release
 from htnet_lib._io import HTNetInputError
 from htnet_lib.raw import build as B
 from htnet_lib.raw import cli
@@ -28,7 +29,7 @@ def built(synthetic_db, tmp_path_factory):
 def test_release_layout_files_and_csv(built):
     db, out, report = built
     csv = pd.read_csv(out / B.CSV_NAME, dtype=str, keep_default_na=False)
-    assert list(csv.columns) == B.RELEASE_COLUMNS
+    assert tuple(csv.columns) == release.RELEASE_COLUMNS
     good = db.truth[db.truth["fault"] == ""]
     assert sorted(csv["filename_o"]) == sorted(good["sample"])
     for _, r in csv.iterrows():

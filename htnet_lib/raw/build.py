@@ -46,24 +46,16 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .. import release
 from .._io import HTNetInputError, atomic_path, atomic_write_json, atomic_write_text, git_revision, torch_threads
+from ..release import CSV_NAME, FACE_DIR, FLOW_DIR, RELEASE_COLUMNS, flow_name
 from . import apex as apex_mod
 from . import flow as flow_mod
 from .adapters import SKIPPED_COLUMNS, RawTable, SampleError, frame_paths
 
-CSV_NAME = "combined_3_class2_for_optical_flow.csv"
-FLOW_DIR = "datasets/STSNet_whole_norm_u_v_os"
-FACE_DIR = "datasets/combined_datasets_whole"
-RELEASE_COLUMNS = ["dataset", "sub", "filename_o", "label", "apex", "imagename", "sub_filename"]
-DATASET_ORDER = ("smic", "casme2", "samm", "casme3")
-FACE_SIZE = 224
+FACE_SIZE = release.FACE_SHAPE[0]
 
 Box = tuple[int, int, int, int]
-
-
-def flow_name(sub: str, filename_o: str) -> str:
-    """The release's flow-map file name (with the upstream space before `.png`)."""
-    return f"{sub}_{filename_o} .png"
 
 
 @dataclass(frozen=True)
@@ -292,14 +284,15 @@ def _box_for(face_boxes: Box | Mapping[str, Sequence[int]] | None, subject: str,
     return list(face_boxes)
 
 
-def _merge_csv(path: Path, new: pd.DataFrame, datasets: Iterable[str], columns: list[str]) -> pd.DataFrame:
+def _merge_csv(path: Path, new: pd.DataFrame, datasets: Iterable[str], columns: Sequence[str]) -> pd.DataFrame:
     """Rows already in `path` for other datasets, plus `new`; in the release's dataset order, then subject, sample."""
+    columns = list(columns)  # a tuple would index one (multi-level) column
     keep = pd.DataFrame(columns=columns)
     if path.is_file():
         old = pd.read_csv(path, dtype=str, keep_default_na=False)
         keep = old[~old["dataset"].isin(list(datasets))][columns]
     merged = pd.concat([keep.astype(str), new[columns].astype(str)], ignore_index=True)
-    order = {d: i for i, d in enumerate(DATASET_ORDER)}
+    order = {d: i for i, d in enumerate(release.KEYS)}
     key = merged["dataset"].map(lambda d: order.get(d, len(order)))
     merged = merged.assign(_k=key).sort_values(["_k", merged.columns[1], merged.columns[2]], kind="stable")
     return merged.drop(columns="_k").reset_index(drop=True)

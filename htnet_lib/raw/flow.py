@@ -26,9 +26,10 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from ..release import MAP_SIZE
+
 Method = Literal["farneback", "tvl1"]
 METHODS: tuple[str, ...] = ("farneback", "tvl1")
-MAP_SIZE = 28
 DEFAULT_FLOW_SIZE = 224  # the working resolution of the face crop for the flow: that of the release's apex faces
 # how the full-resolution (strain, v, u) stack is shrunk to 28x28; "area" (pixel averaging) is the default because it
 # reproduces the release's pixel-to-pixel roughness and strain histogram (see `stats`); "linear" samples, and aliases

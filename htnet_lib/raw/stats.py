@@ -46,6 +46,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ..release import FACE_DIR, FLOW_DIR
+
 CHANNELS = ("strain", "v", "u")  # cv2.imread order of the release's maps
 NEAR = 12
 BINS = 32
@@ -54,7 +56,7 @@ BINS = 32
 def load_maps(folder: str | os.PathLike) -> np.ndarray:
     """All `* .png` maps of a release-layout folder's flow directory (or of `folder` itself), (N, 28, 28, 3) uint8."""
     folder = Path(folder)
-    flow_dir = folder / "datasets" / "STSNet_whole_norm_u_v_os"
+    flow_dir = folder / FLOW_DIR
     if flow_dir.is_dir():
         folder = flow_dir
     files = sorted(folder.glob("*.png"))
@@ -180,7 +182,7 @@ def flow_accuracy(data_dir: str | os.PathLike | None = None, methods: Sequence[s
     """
     import time
 
-    from ..data import FACE_DIR, resolve_data_dir
+    from ..data import resolve_data_dir
     from . import fields as F
     from . import flow as FL
 
