@@ -208,3 +208,12 @@ def test_counts_use_the_registry_class_names(synthetic_db):
     # 6 good samples over 2 subjects cycling negative, positive, surprise, plus the third subject's "unreadable frame"
     # sample (a surprise), which the adapter cannot tell from a good one: the frames are read in the build
     assert counts.loc["casme2"].tolist() == [3, 2, 2, 3, 7]
+
+
+def test_skip_message_names_the_sheet_row_after_blank_rows(tmp_path):
+    header = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Estimated Emotion"]
+    _write_sheet(tmp_path / "CASME2-coding-20140508.xlsx",
+                 [["title"], header, [1, "EP01", 1, 2, 3, "others"], [], [1, "EP02", 1, 2, 3, "hapiness"]], "xlsx")
+    skipped = load_database("casme2", tmp_path).skipped.set_index("sample")["reason"]
+    assert "CASME2-coding-20140508.xlsx row 3," in skipped["EP01"]
+    assert "CASME2-coding-20140508.xlsx row 5," in skipped["EP02"]  # the blank row 4 is counted
