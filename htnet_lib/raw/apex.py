@@ -5,7 +5,9 @@ regions of interest (D&C-RoIs) of Liong et al.:
 
 1. three regions of interest on the face crop, where micro-expressions move the face most: the left eye and brow, the
    right eye and brow, and the mouth (`DEFAULT_ROIS`, as fractions of the crop; or boxes from landmarks);
-2. per frame and region, a histogram of uniform local binary patterns (LBP, 8 neighbours at radius 1: 59 bins);
+2. per frame and region, a histogram of uniform local binary patterns (LBP, 8 neighbours at radius 1: 59 bins;
+   scikit-image's `local_binary_pattern(..., method="nri_uniform")`, whose diagonal neighbours are interpolated on
+   the circle of radius 1 rather than taken from the corner pixels);
 3. eq. 1, the feature difference of frame i from the onset frame: the sum over regions of one minus the correlation
    coefficient of the two histograms, d_i = sum_r (1 - corr(h_onset,r, h_i,r)): 0 for a frame identical to the onset,
    larger the more the texture of the regions has changed;
@@ -16,18 +18,24 @@ Assumptions, stated because the HTNet paper gives eq. 1 without these details: t
 histogram bins (Liong et al. 2015); histograms are of uniform LBP codes, normalised; the final short interval is
 resolved by its maximum rather than split to one frame (splitting 3 frames into 1 + 2 compares unequal sums); frames
 are lightly blurred (Gaussian, sigma 1 px) before LBP, because on flat skin sensor noise alone flips LBP's neighbour
-comparisons (on our noisy synthetic sequences this roughly halves the spotting error).
+comparisons (on the 72 noisy synthetic sequences of `stats.apex_accuracy` the mean error is 2.44 frames unblurred,
+1.47 with the blur).
+
+Accuracy (`stats.apex_accuracy()`: real faces moved by 2 px micro-expression fields, 13-25 frames, noise sd 1): mean
+|error| 1.47 frames, median 1, worst 7, 88 % of the apex's motion reached on average. The square-neighbour LBP this
+module used before scikit-image's gave 1.25, median 1, worst 5, 89 %: the two agree on 61 % of the sequences, and the
+interpolated diagonals cost about a fifth of a frame on average (per-seed means 0.5-2.8 against 0.3-2.3).
 
 What D&C can and cannot do: it follows the mass of d, not its peak, so on a lopsided temporal profile (fast rise, slow
 decay) it can stop several frames from the true apex even with noise-free d (up to 7 frames on triangular profiles of
 12-30 frames); on a symmetric profile it is within a frame or two.
-LBP is a small vectorised numpy implementation (no scikit-image dependency).
 """
 from __future__ import annotations
 
 from typing import Sequence
 
 import numpy as np
+from skimage.feature import local_binary_pattern
 
 # (x0, y0, x1, y1) as fractions of the face crop: left eye+brow, right eye+brow, mouth (image left/right)
 DEFAULT_ROIS: tuple[tuple[float, float, float, float], ...] = (
@@ -36,37 +44,18 @@ DEFAULT_ROIS: tuple[tuple[float, float, float, float], ...] = (
     (0.22, 0.60, 0.78, 0.92),
 )
 
-# neighbour offsets (dy, dx) of the 8-neighbour, radius-1 LBP, clockwise from the top-left
-_OFFSETS = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))
-
-
-def _uniform_table() -> np.ndarray:
-    """Map each 8-bit LBP code to one of 59 labels: the 58 uniform patterns (<= 2 bit transitions), then the rest."""
-    table = np.full(256, 58, dtype=np.int64)
-    label = 0
-    for code in range(256):
-        bits = [(code >> k) & 1 for k in range(8)]
-        transitions = sum(bits[k] != bits[(k + 1) % 8] for k in range(8))
-        if transitions <= 2:
-            table[code] = label
-            label += 1
-    return table
-
-
-_UNIFORM = _uniform_table()
-N_BINS = 59
+N_BINS = 59  # nri_uniform with 8 neighbours: 58 uniform patterns, each at its own rotation, + 1 for all the others
 
 
 def lbp_codes(gray: np.ndarray) -> np.ndarray:
-    """Uniform LBP labels (0..58) of the interior pixels of a grey image, shape (H-2, W-2)."""
-    g = gray.astype(np.int16)
-    c = g[1:-1, 1:-1]
-    h, w = g.shape
-    code = np.zeros(c.shape, dtype=np.int64)
-    for k, (dy, dx) in enumerate(_OFFSETS):
-        n = g[1 + dy:h - 1 + dy, 1 + dx:w - 1 + dx]
-        code |= (n >= c).astype(np.int64) << k
-    return _UNIFORM[code]
+    """Uniform LBP labels (0..58) of the interior pixels of a grey image, shape (H-2, W-2).
+
+    scikit-image's `nri_uniform` method, 8 neighbours at radius 1 on a circle, so the diagonal neighbours are
+    bilinear interpolations (at (+-0.707, +-0.707)), not the corner pixels. Label 0 is "every neighbour darker",
+    57 "none darker" (a flat patch), 58 a non-uniform pattern. The one-pixel frame is dropped: scikit-image reads
+    outside the image as 0 there.
+    """
+    return local_binary_pattern(gray, P=8, R=1, method="nri_uniform").astype(np.int64)[1:-1, 1:-1]
 
 
 def roi_boxes(shape: Sequence[int], rois: Sequence[Sequence[float]] = DEFAULT_ROIS) -> list[tuple[int, int, int, int]]:
