@@ -99,3 +99,15 @@ def test_spot_apex_needs_two_frames():
 def test_roi_boxes_fractions_and_pixels():
     assert A.roi_boxes((100, 200), [(0.1, 0.2, 0.5, 0.6)]) == [(20, 20, 100, 60)]
     assert A.roi_boxes((100, 200), [(10, 20, 50, 60)]) == [(10, 20, 50, 60)]
+
+
+def test_no_motion_is_flagged_and_the_middle_frame_returned(real_faces):
+    """All frames equal: every d is 0, D&C has nothing to follow (it would return frame 1); the middle frame comes
+    back, flagged. A sequence that moves (4 px brows raised) is not flagged."""
+    still = A.spot_apex_detail([real_faces[0]] * 9)
+    assert (still.reliable, still.index, still.max_difference) == (False, 4, 0.0)
+    assert A.spot_apex([real_faces[0]] * 9) == 4
+    assert A.spot_apex_detail([real_faces[0]] * 2).index == 1  # never the onset itself
+    field = F.micro_expression_field("surprise", 112, 4.0)
+    moving = A.spot_apex_detail([F.warp(real_faces[0], F.Scaled(field, s)) for s in intensity_profile(9, 5)])
+    assert moving.reliable and moving.max_difference > 100 * A.NO_MOTION

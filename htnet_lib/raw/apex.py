@@ -14,6 +14,10 @@ regions of interest (D&C-RoIs) of Liong et al.:
 4. divide and conquer: split the frame interval into two halves, keep the half whose feature differences sum higher,
    and repeat; once the interval is `min_interval` frames or fewer, its frame with the largest d_i is the apex.
 
+A sequence in which no frame differs from the onset (every d_i <= `NO_MOTION`: a frozen or duplicated clip) has no
+apex to find: `spot_apex_detail` then returns the middle frame and says the result is not reliable, and the builder
+flags the sample (`build.APEX_NO_MOTION`).
+
 Assumptions, stated because the HTNet paper gives eq. 1 without these details: the correlation is Pearson's over the
 histogram bins (Liong et al. 2015); histograms are of uniform LBP codes, normalised; the final short interval is
 resolved by its maximum rather than split to one frame (splitting 3 frames into 1 + 2 compares unequal sums); frames
@@ -32,6 +36,7 @@ decay) it can stop several frames from the true apex even with noise-free d (up 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -131,11 +136,36 @@ def divide_and_conquer(d: Sequence[float], min_interval: int = 3) -> int:
     return lo + int(np.argmax(d[lo:hi]))
 
 
-def spot_apex(frames: Sequence[np.ndarray], rois: Sequence[Sequence[float]] = DEFAULT_ROIS,
-              min_interval: int = 3, smooth_sigma: float = 1.0, blocks: int = 1) -> int:
-    """D&C-RoIs (§3.1, eq. 1): the index, within `frames` (onset first), of the apex frame.
+# Largest feature difference (eq. 1, summed over the regions) still read as "nothing moved". Measured on a release
+# face at 112 px: one pixel brightened by 40 grey levels gives d = 3e-5, five pixels 2.6e-4, re-encoding the frame as
+# JPEG (quality 95) 2.8e-3, sensor noise of sd 1 about 1e-2, a 2 px micro-expression 0.009-0.016 (with that noise).
+NO_MOTION = 1e-4
 
-    `frames` are face crops (grey or BGR) of one sequence from onset to offset, all the same size.
+
+@dataclass(frozen=True)
+class ApexSpot:
+    """The result of D&C-RoIs on one sequence: the apex `index` (into the frames, onset = 0), whether it is
+    `reliable`, and the feature differences d (eq. 1; d[0] = 0, the onset's own)."""
+
+    index: int
+    reliable: bool
+    differences: np.ndarray
+
+    @property
+    def max_difference(self) -> float:
+        return float(self.differences.max())
+
+
+def spot_apex_detail(frames: Sequence[np.ndarray], rois: Sequence[Sequence[float]] = DEFAULT_ROIS,
+                     min_interval: int = 3, smooth_sigma: float = 1.0, blocks: int = 1,
+                     no_motion: float = NO_MOTION) -> ApexSpot:
+    """D&C-RoIs (§3.1, eq. 1) with its evidence: see `ApexSpot`.
+
+    When every frame's feature difference is <= `no_motion` the regions look the same in all frames (a frozen or
+    duplicated clip): there is no apex to find, D&C would only return the first frame after the onset (every left
+    half ties at 0), so the middle frame is returned instead, flagged `reliable=False`. The converse does not hold:
+    sensor noise alone gives d of the size a subtle micro-expression gives (`NO_MOTION`), so a noisy static clip
+    passes as reliable; the flag says "no motion found", not "motion found".
     """
     import cv2
 
@@ -146,4 +176,16 @@ def spot_apex(frames: Sequence[np.ndarray], rois: Sequence[Sequence[float]] = DE
         # LBP compares each pixel with its neighbours: on flat skin, sensor noise alone flips those comparisons
         grey = [cv2.GaussianBlur(g, (0, 0), smooth_sigma) for g in grey]
     d = feature_differences(grey, rois, blocks)
-    return divide_and_conquer(d[1:], min_interval) + 1  # the onset frame itself is never the apex
+    if d.max() <= no_motion:
+        return ApexSpot(max(1, (len(d) - 1) // 2), False, d)
+    return ApexSpot(divide_and_conquer(d[1:], min_interval) + 1, True, d)  # the onset frame itself is never the apex
+
+
+def spot_apex(frames: Sequence[np.ndarray], rois: Sequence[Sequence[float]] = DEFAULT_ROIS,
+              min_interval: int = 3, smooth_sigma: float = 1.0, blocks: int = 1) -> int:
+    """D&C-RoIs (§3.1, eq. 1): the index, within `frames` (onset first), of the apex frame.
+
+    `frames` are face crops (grey or BGR) of one sequence from onset to offset, all the same size. Where no motion is
+    found the middle frame comes back; `spot_apex_detail` says so.
+    """
+    return spot_apex_detail(frames, rois, min_interval, smooth_sigma, blocks).index

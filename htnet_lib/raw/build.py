@@ -10,7 +10,12 @@
   sub_filename). `apex` holds the apex frame number used (the release leaves it blank; ours records what D&C-RoIs
   spotted for SMIC), `sub_filename` is blank as in the release;
 - `skipped.csv`: every annotated sample not in the CSV, with the stage (annotation, frames, face, flow, protocol), the
-  field and the error message naming the sample; `build_report.json`: settings, counts, timings, versions.
+  field and the error message naming the sample;
+- `flags.csv`: samples written but with a caveat (dataset, sub, filename_o, flag, detail). One flag so far,
+  `apex_no_motion`: the apex was spotted (no apex index) but no motion was found in the sequence, so the middle frame
+  was used (`apex.spot_apex_detail`); `BuildReport.apex_unreliable` lists them, `build_report.json` names them per
+  dataset (`apex_unreliable`) and the summary line counts them;
+- `build_report.json`: settings, counts, timings, versions.
 
 Building several databases into one folder composes them (rows of other datasets are kept), which is how the
 composite release of SMIC + CASME II + SAMM is made: run the command once per database.
@@ -22,7 +27,8 @@ Per sample (parallel over samples in worker processes, `workers`; a tqdm bar cou
    release's crops are (`RELEASE_BOX_SCALE`, `RELEASE_BOX_SHIFT`: measured, see there); a given box is the crop
    itself, made square. `box_scale` enlarges either. The *same* box crops onset, apex and frames between, so the
    face's motion between them is kept, not cancelled by a re-detection;
-2. without an apex index (SMIC): D&C-RoIs on the crops from onset to offset (`apex.spot_apex`);
+2. without an apex index (SMIC): D&C-RoIs on the crops from onset to offset (`apex.spot_apex_detail`; flagged when
+   the crops show no motion);
 3. the apex crop, resized to 224x224, is the apex face; onset and apex crops, grey and resized to `flow_size`, give
    the flow (Farneback or TV-L1), the strain (eq. 3) and the 28x28 map.
 
@@ -54,6 +60,9 @@ from . import flow as flow_mod
 from .adapters import SKIPPED_COLUMNS, RawTable, SampleError, frame_paths
 
 FACE_SIZE = release.FACE_SHAPE[0]
+FLAGS_NAME = "flags.csv"
+FLAG_COLUMNS = ["dataset", "sub", "filename_o", "flag", "detail"]
+APEX_NO_MOTION = "apex_no_motion"  # the flag of a spotted apex with no motion found (`apex.spot_apex_detail`)
 
 Box = tuple[int, int, int, int]
 
@@ -85,7 +94,7 @@ class BuildSettings:
 
 @dataclass
 class BuildReport:
-    """What `build_release` did: the rows it wrote and those it skipped, why, and how long it took."""
+    """What `build_release` did: the rows it wrote, their flags (`flags.csv`), those it skipped and why, how long."""
 
     out: Path
     samples: pd.DataFrame
@@ -94,6 +103,12 @@ class BuildReport:
     settings: BuildSettings
     workers: int
     timings: dict[str, float] = field(default_factory=dict)
+    flags: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FLAG_COLUMNS))
+
+    @property
+    def apex_unreliable(self) -> pd.DataFrame:
+        """The written samples whose spotted apex is unreliable: no motion found in the sequence."""
+        return self.flags[self.flags["flag"] == APEX_NO_MOTION]
 
     @property
     def samples_per_second(self) -> float:
@@ -105,7 +120,8 @@ class BuildReport:
         reused = self.timings.get("reused", 0)
         return (f"{len(self.samples)} samples written to {self.out} in {self.seconds:.1f} s "
                 f"({self.settings.method}, {self.workers} worker(s){f'; {reused} kept from before' if reused else ''});"
-                f" skipped {len(self.skipped)} {by_stage}")
+                f" skipped {len(self.skipped)} {by_stage}; apex unreliable (no motion found) for "
+                f"{len(self.apex_unreliable)}{f' (see {FLAGS_NAME})' if len(self.apex_unreliable) else ''}")
 
 
 # ---------------------------------------------------------------- faces
@@ -186,6 +202,7 @@ def process_sample(task: Mapping[str, Any]) -> dict[str, Any]:
     row = task["row"]
     s = BuildSettings(**task["settings"])
     ident = (row["dataset"], row["subject"], row["sample"])
+    flags: list[dict[str, str]] = []  # FLAG_COLUMNS rows: written, but with a caveat
     try:
         onset = _read(row["onset_path"], ident, "onset")
         box = task.get("box")
@@ -211,8 +228,14 @@ def process_sample(task: Mapping[str, Any]) -> dict[str, Any]:
                                                                 f"{onset.shape[:2]}", stage="frames")
                 g = cv2.cvtColor(crop(img, box), cv2.COLOR_BGR2GRAY)
                 crops.append(cv2.resize(g, (s.flow_size, s.flow_size), interpolation=cv2.INTER_AREA))
-            apex_num, found_path = seq[apex_mod.spot_apex(crops)]
+            spot = apex_mod.spot_apex_detail(crops)
+            apex_num, found_path = seq[spot.index]
             apex_path = str(found_path)
+            if not spot.reliable:
+                flags.append({"dataset": row["dataset"], "sub": row["subject"], "filename_o": row["sample"],
+                              "flag": APEX_NO_MOTION,
+                              "detail": f"no motion found in {len(seq)} frames (largest feature difference "
+                                        f"{spot.max_difference:.2g}); the middle frame {apex_num} is used"})
         else:
             apex_path = row["apex_path"]
         apex_img = _read(apex_path, ident, "apex")
@@ -235,7 +258,7 @@ def process_sample(task: Mapping[str, Any]) -> dict[str, Any]:
         out_row = {"dataset": row["dataset"], "sub": row["subject"], "filename_o": row["sample"],
                    "label": int(row["label"]), "apex": int(apex_num), "imagename": row["imagename"],
                    "sub_filename": ""}
-        return {"ok": True, "row": out_row, "box": list(box), "seconds": time.perf_counter() - t0}
+        return {"ok": True, "row": out_row, "box": list(box), "flags": flags, "seconds": time.perf_counter() - t0}
     except SampleError as e:
         skip = {"dataset": e.dataset, "subject": e.subject, "sample": e.sample, "stage": e.stage, "field": e.field,
                 "reason": str(e)}
@@ -334,12 +357,15 @@ def build_release(tables: RawTable | Sequence[RawTable], out: str | os.PathLike,
     results: list[dict[str, Any]] = []
     if resume:
         done = _finished_rows(out, settings)
+        old_flags = _read_flags(out)
         todo = []
         for task in tasks:
             r = task["row"]
-            old = done.get((r["dataset"], r["subject"], r["sample"]))
+            key = (r["dataset"], r["subject"], r["sample"])
+            old = done.get(key)
             if old is not None and Path(task["map_path"]).is_file() and Path(task["face_path"]).is_file():
-                results.append({"ok": True, "row": old, "seconds": 0.0, "reused": True})
+                results.append({"ok": True, "row": old, "flags": old_flags.get(key, []), "seconds": 0.0,
+                                "reused": True})
             else:
                 todo.append(task)
         tasks = todo
@@ -369,15 +395,28 @@ def build_release(tables: RawTable | Sequence[RawTable], out: str | os.PathLike,
     skip_cols = ["dataset", "sub", "filename_o", "stage", "field", "reason"]
     merged_skips = _merge_csv(out / "skipped.csv", skipped_df, datasets, skip_cols)
     atomic_write_text(out / "skipped.csv", merged_skips.to_csv(index=False))
+    flags = pd.DataFrame([f for r in results if r["ok"] for f in r["flags"]], columns=FLAG_COLUMNS)
+    atomic_write_text(out / FLAGS_NAME, _merge_csv(out / FLAGS_NAME, flags, datasets, FLAG_COLUMNS).to_csv(index=False))
 
     seconds = time.perf_counter() - t_start
     per_sample = [r["seconds"] for r in results if not r.get("reused")]
     timings = {"total_s": seconds, "computed": len(per_sample), "reused": len(results) - len(per_sample),
                "mean_sample_s": float(np.mean(per_sample)) if per_sample else 0.0,
                "median_sample_s": float(np.median(per_sample)) if per_sample else 0.0}
-    report = BuildReport(out, new, skipped_df, seconds, settings, workers, timings)
+    report = BuildReport(out, new, skipped_df, seconds, settings, workers, timings, flags)
     _write_report(out, tables, report)
     return report
+
+
+def _read_flags(out: Path) -> dict[tuple[str, str, str], list[dict[str, str]]]:
+    """The flags of `out`'s samples (`flags.csv`), by (dataset, sub, filename_o): kept with a sample that is kept."""
+    path = out / FLAGS_NAME
+    if not path.is_file():
+        return {}
+    by: dict[tuple[str, str, str], list[dict[str, str]]] = {}
+    for f in pd.read_csv(path, dtype=str, keep_default_na=False).to_dict("records"):
+        by.setdefault((f["dataset"], f["sub"], f["filename_o"]), []).append(f)
+    return by
 
 
 def _finished_rows(out: Path, settings: BuildSettings) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -411,6 +450,7 @@ def _write_report(out: Path, tables: Sequence[RawTable], report: BuildReport) ->
     for t in tables:
         mine = report.samples[report.samples["dataset"] == t.database]
         skips = report.skipped[report.skipped["dataset"] == t.database]
+        no_motion = report.apex_unreliable[report.apex_unreliable["dataset"] == t.database]
         per[t.database] = {
             "root": str(t.root), "annotation": str(t.annotation) if t.annotation else None,
             "written": int(len(mine)),
@@ -418,6 +458,7 @@ def _write_report(out: Path, tables: Sequence[RawTable], report: BuildReport) ->
             "subjects": int(mine["sub"].nunique()),
             "skipped": int(len(skips)),
             "skipped_by_stage": {str(k): int(v) for k, v in skips.groupby("stage").size().items()},
+            "apex_unreliable": [f"{a}/{b}" for a, b in zip(no_motion["sub"], no_motion["filename_o"])],
             "settings": asdict(report.settings), "workers": report.workers, "timings": report.timings,
         }
     atomic_write_json(path, {"datasets": per, "opencv": cv2.__version__, "git": git_revision()})
