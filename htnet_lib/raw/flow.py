@@ -9,6 +9,7 @@ shows which one reproduces the release's value statistics (answer in that module
 
 Conventions (checked against the release; see `htnet_lib.data`):
 
+- input frames are uint8 grey or BGR images, or float images in 0..1 (scaled by 255); anything else is refused;
 - flow is measured on the onset grid, in pixels of the working resolution: onset(x) ~ apex(x + (u, v)(x)); u is
   positive to the right, v positive downwards (image rows);
 - optical strain, eq. 3: eps = sqrt(u_x^2 + v_y^2 + 1/2 (u_y + v_x)^2), from central differences of the flow
@@ -25,7 +26,9 @@ from typing import Literal
 
 import cv2
 import numpy as np
+from skimage.util import img_as_ubyte
 
+from .._io import HTNetInputError
 from ..release import MAP_SIZE
 
 Method = Literal["farneback", "tvl1"]
@@ -40,20 +43,35 @@ INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR}
 FARNEBACK_PARAMS = dict(pyr_scale=0.5, levels=3, winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
 
 
-def _gray(img: np.ndarray) -> np.ndarray:
-    """8-bit single-channel image: both flow methods work on grey levels."""
+def _gray(img: np.ndarray, name: str) -> np.ndarray:
+    """8-bit single-channel image (both flow methods work on grey levels); `name` is the caller's argument.
+
+    uint8 is taken as it is; a float image must hold 0..1 and is scaled by 255 and rounded (`skimage.util.img_as_ubyte`,
+    so x / 255 gives back x exactly). Anything else (float outside 0..1 or not finite, other integer types) raises
+    `HTNetInputError` naming the argument, rather than being cut to uint8: a 0..1 image cut that way is almost all 0,
+    and its flow near zero.
+    """
+    img = np.asarray(img)
+    if np.issubdtype(img.dtype, np.floating):
+        finite = img.size > 0 and bool(np.isfinite(img).all())
+        if not (finite and img.min() >= 0.0 and img.max() <= 1.0):
+            span = f"values in [{img.min():.4g}, {img.max():.4g}]" if finite else "values that are not finite"
+            raise HTNetInputError(None, name, f"float image with {span}: give uint8 (0..255) or float in 0..1")
+        img = img_as_ubyte(img)
+    elif img.dtype != np.uint8:
+        raise HTNetInputError(None, name, f"image of dtype {img.dtype}: give uint8 (0..255) or float in 0..1")
     if img.ndim == 3:
         img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    if img.dtype != np.uint8:
-        img = np.clip(img, 0, 255).astype(np.uint8)
     return img
 
 
 def farneback(onset: np.ndarray, apex: np.ndarray, **params) -> np.ndarray:
-    """Dense Farneback flow onset -> apex (§4.2), shape (H, W, 2) float32 holding (u, v) in pixels."""
+    """Dense Farneback flow onset -> apex (§4.2), shape (H, W, 2) float32 holding (u, v) in pixels.
+
+    `onset`, `apex`: uint8 (grey or BGR) or float in 0..1 (see `_gray`)."""
     p = {**FARNEBACK_PARAMS, **params}
-    return cv2.calcOpticalFlowFarneback(_gray(onset), _gray(apex), None, p["pyr_scale"], p["levels"], p["winsize"],
-                                        p["iterations"], p["poly_n"], p["poly_sigma"], p["flags"])
+    return cv2.calcOpticalFlowFarneback(_gray(onset, "onset"), _gray(apex, "apex"), None, p["pyr_scale"], p["levels"],
+                                        p["winsize"], p["iterations"], p["poly_n"], p["poly_sigma"], p["flags"])
 
 
 def tvl1(onset: np.ndarray, apex: np.ndarray, **params) -> np.ndarray:
@@ -63,7 +81,7 @@ def tvl1(onset: np.ndarray, apex: np.ndarray, **params) -> np.ndarray:
     overridden by keyword, e.g. `lambda_=0.1`.
     """
     algo = cv2.optflow.DualTVL1OpticalFlow_create(**params)
-    return algo.calc(_gray(onset), _gray(apex), None)
+    return algo.calc(_gray(onset, "onset"), _gray(apex, "apex"), None)
 
 
 def optical_flow(onset: np.ndarray, apex: np.ndarray, method: Method = "tvl1") -> np.ndarray:
@@ -113,10 +131,11 @@ def flow_map(flow: np.ndarray, strain: np.ndarray | None = None, size: int = MAP
 
 def prepare_pair(onset_face: np.ndarray, apex_face: np.ndarray, flow_size: int = DEFAULT_FLOW_SIZE
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """Grey onset and apex face crops resized to the working resolution (area interpolation when shrinking)."""
+    """Grey onset and apex face crops resized to the working resolution (area interpolation when shrinking); uint8 or
+    float in 0..1 (see `_gray`)."""
     out = []
-    for img in (onset_face, apex_face):
-        g = _gray(img)
+    for img, name in ((onset_face, "onset_face"), (apex_face, "apex_face")):
+        g = _gray(img, name)
         if g.shape != (flow_size, flow_size):
             interp = cv2.INTER_AREA if g.shape[0] > flow_size else cv2.INTER_LINEAR
             g = cv2.resize(g, (flow_size, flow_size), interpolation=interp)
