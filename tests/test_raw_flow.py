@@ -183,3 +183,29 @@ def test_other_images_are_refused_naming_the_argument(bad, problem):
         FL.optical_flow(ok, bad, "farneback")
     with pytest.raises(HTNetInputError, match=rf"field 'onset_face': {problem}"):
         FL.face_pair_to_map(bad, ok, "tvl1", flow_size=16)
+
+
+def test_flow_border_is_cut_after_the_strain():
+    """Garbage on the outer 3 px of a flow field leaves no trace in the map once 8 px are cut: the strain is
+    computed on the whole field (central differences at the cut read pixels 7 and 9, clean), then both are cut."""
+    clean = F.true_flow(F.micro_expression_field("positive", 64, 2.0, np.random.default_rng(0)), (64, 64))
+    dirty = clean.copy()
+    ring = np.ones((64, 64), bool)
+    ring[3:-3, 3:-3] = False
+    dirty[ring] = np.random.default_rng(1).normal(0, 5, (ring.sum(), 2))
+    assert not np.array_equal(FL.flow_map(dirty), FL.flow_map(clean))
+    assert np.array_equal(FL.flow_map(dirty, border=8), FL.flow_map(clean, border=8))
+    # the cut map is the middle 48 px of the field, resized: the uncut map of the cropped field
+    assert np.array_equal(FL.flow_map(clean, border=8),
+                          FL.flow_map(clean[8:-8, 8:-8], FL.optical_strain(clean)[8:-8, 8:-8]))
+
+
+def test_flow_border_settings_are_checked():
+    face = np.zeros((32, 32), np.uint8)
+    with pytest.raises(HTNetInputError, match="field 'border'"):
+        FL.face_pair_to_map(face, face, "farneback", flow_size=32, border=-1)
+    with pytest.raises(HTNetInputError, match="field 'border'"):
+        FL.flow_map(np.zeros((16, 16, 2), np.float32), border=8)
+    from htnet_lib.raw.build import BuildSettings
+    with pytest.raises(HTNetInputError, match="field 'flow_border'"):
+        BuildSettings(flow_size=64, flow_border=32)

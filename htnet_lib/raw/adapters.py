@@ -211,7 +211,7 @@ _NOT_A_WORKBOOK = (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, 
 
 
 def _sheet_rows(path: Path) -> list[list[Any]]:
-    """Every row of the first sheet (.xlsx, through openpyxl) or of a CSV, blank cells as None; row k is file row k+1."""
+    """Every row of the first sheet (.xlsx, through openpyxl) or of a CSV, blank cells None; row k is file row k+1."""
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         try:
             # header=None: the header row is found below, by its cells (SAMM's sheet has title rows above it)

@@ -29,8 +29,9 @@ Per sample (parallel over samples in worker processes, `workers`; a tqdm bar cou
    face's motion between them is kept, not cancelled by a re-detection;
 2. without an apex index (SMIC): D&C-RoIs on the crops from onset to offset (`apex.spot_apex_detail`; flagged when
    the crops show no motion);
-3. the apex crop, resized to 224x224, is the apex face; onset and apex crops, grey and resized to `flow_size`, give
-   the flow (Farneback or TV-L1), the strain (eq. 3) and the 28x28 map.
+3. the apex crop, resized to 224x224, is the apex face; onset and apex crops, grey and resized to `flow_size` +
+   2 `flow_border`, give the flow (Farneback or TV-L1) and the strain (eq. 3); `flow_border` px are cut from each side
+   (the methods' false flow on the crop's edge, see `flow`) and the rest is shrunk to the 28x28 map.
 
 Every file is written atomically (temporary file, then rename), so an interrupted build leaves no half-written image;
 run again, it keeps the samples already done with the same settings (`resume`) and computes the rest. A sample that
@@ -78,6 +79,7 @@ class BuildSettings:
     box_scale: float = 1.0
     jpeg_quality: int = 95
     map_interpolation: str = "area"
+    flow_border: int = flow_mod.DEFAULT_FLOW_BORDER  # px cut from each side of the flow (flow.face_pair_to_map)
 
     def __post_init__(self) -> None:
         if self.method not in flow_mod.METHODS:
@@ -90,6 +92,9 @@ class BuildSettings:
                 raise HTNetInputError(None, name, f"must be positive, got {getattr(self, name)}")
         if self.box_scale <= 0:
             raise HTNetInputError(None, "box_scale", f"must be positive, got {self.box_scale}")
+        if not 0 <= self.flow_border < self.flow_size // 2:
+            raise HTNetInputError(None, "flow_border", f"must be 0 or more and under half of flow_size "
+                                                       f"({self.flow_size}), got {self.flow_border}")
 
 
 @dataclass
@@ -247,7 +252,7 @@ def process_sample(task: Mapping[str, Any]) -> dict[str, Any]:
                           interpolation=cv2.INTER_AREA if ap_face.shape[0] > s.face_size else cv2.INTER_CUBIC)
         try:
             fmap = flow_mod.face_pair_to_map(on_face, ap_face, s.method, s.flow_size, s.map_size,
-                                             flow_mod.INTERPOLATIONS[s.map_interpolation])
+                                             flow_mod.INTERPOLATIONS[s.map_interpolation], border=s.flow_border)
         except cv2.error as e:
             raise SampleError(*ident, row["frames_dir"], "flow", f"optical flow failed: {e}", stage="flow") from None
         ok, jpg = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, s.jpeg_quality])
@@ -324,8 +329,8 @@ def _merge_csv(path: Path, new: pd.DataFrame, datasets: Iterable[str], columns: 
 def build_release(tables: RawTable | Sequence[RawTable], out: str | os.PathLike, method: str = "tvl1",
                   workers: int = 1, face_boxes: Box | Mapping[str, Sequence[int]] | None = None,
                   flow_size: int = flow_mod.DEFAULT_FLOW_SIZE, box_scale: float = 1.0,
-                  map_interpolation: str = "area", progress: bool = True, limit: int | None = None,
-                  resume: bool = True) -> BuildReport:
+                  map_interpolation: str = "area", flow_border: int = flow_mod.DEFAULT_FLOW_BORDER,
+                  progress: bool = True, limit: int | None = None, resume: bool = True) -> BuildReport:
     """Turn adapter tables into a release-layout folder at `out` (see the module docstring); returns the report.
 
     `workers` > 1 runs samples in that many processes; 1 runs them here. `face_boxes` skips face detection (fixed box
@@ -336,7 +341,7 @@ def build_release(tables: RawTable | Sequence[RawTable], out: str | os.PathLike,
     t_start = time.perf_counter()
     tables = [tables] if isinstance(tables, RawTable) else list(tables)
     settings = BuildSettings(method=method, flow_size=flow_size, box_scale=box_scale,
-                             map_interpolation=map_interpolation)
+                             map_interpolation=map_interpolation, flow_border=flow_border)
     if workers < 1:
         raise HTNetInputError(None, "workers", f"must be at least 1, got {workers}")
     out = Path(out)
