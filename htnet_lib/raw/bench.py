@@ -37,11 +37,12 @@ from typing import Any
 
 from .adapters import load_database
 from .build import build_release
+from .flow import DEFAULT_FLOW_SIZE
 from .synthetic import make_raw_database
 
 
 def throughput(method: str, n_samples: int, size: tuple[int, int] = (640, 480), workers: int = 2,
-               detect: bool = True, data_dir: str | os.PathLike | None = None, flow_size: int = 224,
+               detect: bool = True, data_dir: str | os.PathLike | None = None, flow_size: int = DEFAULT_FLOW_SIZE,
                work_dir: str | os.PathLike | None = None, seed: int = 0) -> dict[str, Any]:
     """Samples per second of raw frames (`size` = width, height) -> release layout, with `workers` processes."""
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:

@@ -43,11 +43,11 @@ import numpy as np
 from skimage.util import img_as_ubyte
 
 from .._io import HTNetInputError
-from ..release import MAP_SIZE
+from ..release import FACE_SHAPE, MAP_SIZE
 
 Method = Literal["farneback", "tvl1"]
 METHODS: tuple[str, ...] = ("farneback", "tvl1")
-DEFAULT_FLOW_SIZE = 224  # the working resolution of the face crop for the flow: that of the release's apex faces
+DEFAULT_FLOW_SIZE = FACE_SHAPE[0]  # the working resolution of the face crop for the flow: the release's apex faces
 # how the full-resolution (strain, v, u) stack is shrunk to 28x28; "area" (pixel averaging) is the default because it
 # comes closer to the release's pixel-to-pixel roughness (see `stats`); "linear" samples, and aliases
 INTERPOLATIONS = {"area": cv2.INTER_AREA, "linear": cv2.INTER_LINEAR}
