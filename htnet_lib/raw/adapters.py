@@ -68,7 +68,6 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import pandas as pd
-from openpyxl.utils.exceptions import InvalidFileException
 
 from .. import release
 from .._io import HTNetInputError
@@ -206,17 +205,18 @@ def _as_int(value: Any) -> int | None:
     raise ValueError(f"{value!r} is not a frame number")
 
 
-# what openpyxl raises for a file that is not a workbook: not a zip, a zip without the workbook parts, bad XML
-_NOT_A_WORKBOOK = (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, SyntaxError, InvalidFileException)
-
-
 def _sheet_rows(path: Path) -> list[list[Any]]:
     """Every row of the first sheet (.xlsx, through openpyxl) or of a CSV, blank cells None; row k is file row k+1."""
     if path.suffix.lower() in (".xlsx", ".xlsm"):
+        from openpyxl.utils.exceptions import InvalidFileException  # here: openpyxl takes ~0.4 s to import
+
+        # what a file that is not a workbook raises: not a zip, a zip without the workbook parts, bad XML
+        not_a_workbook = (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, SyntaxError,
+                          InvalidFileException)
         try:
             # header=None: the header row is found below, by its cells (SAMM's sheet has title rows above it)
             sheet = pd.read_excel(path, header=None, dtype=object, engine="openpyxl")
-        except _NOT_A_WORKBOOK as e:
+        except not_a_workbook as e:
             raise HTNetInputError(path, None, f"not a readable .xlsx workbook: {type(e).__name__}: {e}") from None
         rows = sheet.astype(object).where(sheet.notna(), None).values.tolist()
     else:

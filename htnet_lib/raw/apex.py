@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-from skimage.feature import local_binary_pattern
 
 # (x0, y0, x1, y1) as fractions of the face crop: left eye+brow, right eye+brow, mouth (image left/right)
 DEFAULT_ROIS: tuple[tuple[float, float, float, float], ...] = (
@@ -60,6 +59,8 @@ def lbp_codes(gray: np.ndarray) -> np.ndarray:
     57 "none darker" (a flat patch), 58 a non-uniform pattern. The one-pixel frame is dropped: scikit-image reads
     outside the image as 0 there.
     """
+    from skimage.feature import local_binary_pattern  # here: it pulls SciPy (~0.2 s), needed for SMIC only
+
     return local_binary_pattern(gray, P=8, R=1, method="nri_uniform").astype(np.int64)[1:-1, 1:-1]
 
 

@@ -40,7 +40,6 @@ from typing import Literal
 
 import cv2
 import numpy as np
-from skimage.util import img_as_ubyte
 
 from .._io import HTNetInputError
 from ..release import FACE_SHAPE, MAP_SIZE
@@ -74,6 +73,8 @@ def _gray(img: np.ndarray, name: str) -> np.ndarray:
         if not (finite and img.min() >= 0.0 and img.max() <= 1.0):
             span = f"values in [{img.min():.4g}, {img.max():.4g}]" if finite else "values that are not finite"
             raise HTNetInputError(None, name, f"float image with {span}: give uint8 (0..255) or float in 0..1")
+        from skimage.util import img_as_ubyte  # here: only float input needs scikit-image
+
         img = img_as_ubyte(img)
     elif img.dtype != np.uint8:
         raise HTNetInputError(None, name, f"image of dtype {img.dtype}: give uint8 (0..255) or float in 0..1")

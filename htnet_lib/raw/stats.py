@@ -299,7 +299,7 @@ def apex_accuracy(data_dir: str | os.PathLike | None = None, seeds: Sequence[int
     by a micro-expression-like field of `amplitude` px peak whose intensity rises as a half cosine from the onset to
     the apex and falls back by the offset; 13-25 frames, the apex in the middle third, Gaussian noise of sd `noise`
     grey levels on every frame; one draw per seed. Columns: seed, face, n_frames, apex, found, error (found - apex),
-    reached (the share of the apex's motion intensity at the spotted frame).
+    reached (the share of the apex's motion intensity at the spotted frame), reliable (motion was found).
     """
     from ..data import resolve_data_dir
     from . import apex as A
@@ -319,7 +319,7 @@ def apex_accuracy(data_dir: str | os.PathLike | None = None, seeds: Sequence[int
             profile = intensity_profile(n, k)
             frames = [np.clip(F.warp(face, F.Scaled(field, float(s))) + rng.normal(0, noise, face.shape), 0, 255)
                       .astype(np.uint8) for s in profile]
-            found = A.spot_apex(frames)
-            rows.append({"seed": seed, "face": j, "n_frames": n, "apex": k, "found": found, "error": found - k,
-                         "reached": float(profile[found])})
+            spot = A.spot_apex_detail(frames)
+            rows.append({"seed": seed, "face": j, "n_frames": n, "apex": k, "found": spot.index,
+                         "error": spot.index - k, "reached": float(profile[spot.index]), "reliable": spot.reliable})
     return pd.DataFrame(rows)
