@@ -217,3 +217,12 @@ def test_skip_message_names_the_sheet_row_after_blank_rows(tmp_path):
     skipped = load_database("casme2", tmp_path).skipped.set_index("sample")["reason"]
     assert "CASME2-coding-20140508.xlsx row 3," in skipped["EP01"]
     assert "CASME2-coding-20140508.xlsx row 5," in skipped["EP02"]  # the blank row 4 is counted
+
+
+def test_smic_override_sheet_with_a_bad_subject_names_the_row(tmp_path):
+    (tmp_path / "HS").mkdir()
+    (tmp_path / "smic_annotation.csv").write_text("Subject,Filename,OnsetFrame,OffsetFrame\n"
+                                                  "s1,s1_ne_01,1,9\nsX,s1_po_02,1,9\n")
+    # it used to escape as a bare ValueError
+    with pytest.raises(HTNetInputError, match=r"smic_annotation\.csv row 3, field 'Subject': subject 'sX' has no num"):
+        load_database("smic", tmp_path)
