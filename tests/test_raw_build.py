@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import cv2
 import pandas as pd
 import pytest
 
+from htnet_lib import release
 from htnet_lib._io import HTNetInputError
 from htnet_lib.raw import build as B
 from htnet_lib.raw import cli
@@ -28,7 +30,7 @@ def built(synthetic_db, tmp_path_factory):
 def test_release_layout_files_and_csv(built):
     db, out, report = built
     csv = pd.read_csv(out / B.CSV_NAME, dtype=str, keep_default_na=False)
-    assert list(csv.columns) == B.RELEASE_COLUMNS
+    assert tuple(csv.columns) == release.RELEASE_COLUMNS
     good = db.truth[db.truth["fault"] == ""]
     assert sorted(csv["filename_o"]) == sorted(good["sample"])
     for _, r in csv.iterrows():
@@ -137,6 +139,7 @@ def test_cli_preprocess_raw(synthetic_db, tmp_path, capsys):
     assert args.func(args) == 0
     out = capsys.readouterr().out
     assert "samples written" in out and "skipped.csv" in out
+    assert "apex unreliable (no motion found) for 0" in out  # SAMM has apex indices: none spotted, none flagged
     with pytest.raises(SystemExit):
         parser.parse_args(["preprocess-raw", "--database", "samm", "--root", ".", "--out", ".",
                            "--face-box", "1,2,3"])
@@ -165,3 +168,31 @@ def test_throughput_reports_samples_per_second(release_dir):
 
     r = throughput("farneback", 2, size=(320, 240), workers=1, detect=False, data_dir=release_dir, flow_size=64)
     assert r["written"] == 2 and r["samples_per_s"] > 0 and r["size"] == [320, 240]
+
+
+def test_static_sequence_apex_is_flagged(release_dir, tmp_path):
+    """A SMIC clip whose frames are all the onset frame: its apex is the middle frame, flagged as unreliable in the
+    report, flags.csv, build_report.json and the summary line; a rebuild that keeps the sample keeps the flag."""
+    from htnet_lib.raw.synthetic import make_raw_database
+
+    db = make_raw_database("smic", tmp_path / "raw", release_dir, n_subjects=1, per_subject=2, frame_size=(128, 112),
+                           face_px=80, n_frames=7, seed=4)
+    still = db.truth.iloc[0]
+    frames = sorted(Path(still["frames_dir"]).iterdir())
+    for f in frames[1:]:
+        f.write_bytes(frames[0].read_bytes())
+    table = load_database("smic", db.root)
+    report = B.build_release(table, tmp_path / "out", face_boxes=db.face_boxes, **FAST)
+    key = [still["subject"], still["sample"]]
+    assert report.apex_unreliable[["sub", "filename_o"]].values.tolist() == [key]
+    assert "apex unreliable (no motion found) for 1 (see flags.csv)" in report.summary()
+    flags = pd.read_csv(tmp_path / "out" / B.FLAGS_NAME, dtype=str)
+    assert flags[["sub", "filename_o", "flag"]].values.tolist() == [key + [B.APEX_NO_MOTION]]
+    assert "no motion found in 7 frames" in flags["detail"].iloc[0]
+    info = json.loads((tmp_path / "out" / "build_report.json").read_text())["datasets"]["smic"]
+    assert info["apex_unreliable"] == ["/".join(key)]
+    csv = pd.read_csv(tmp_path / "out" / B.CSV_NAME, dtype=str).set_index("filename_o")
+    assert int(csv.loc[still["sample"], "apex"]) == still["onset"] + 3  # the middle of 7 frames
+    again = B.build_release(table, tmp_path / "out", face_boxes=db.face_boxes, **FAST)
+    assert again.timings["reused"] == 2 and len(again.apex_unreliable) == 1
+    assert pd.read_csv(tmp_path / "out" / B.FLAGS_NAME, dtype=str).equals(flags)

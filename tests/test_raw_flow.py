@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import pytest
 
+from htnet_lib._io import HTNetInputError
 from htnet_lib.raw import fields as F
 from htnet_lib.raw import flow as FL
 
@@ -156,3 +157,55 @@ def test_flat_channel_normalises_to_zero():
 def test_unknown_method_is_named():
     with pytest.raises(ValueError, match="sobel"):
         FL.optical_flow(np.zeros((8, 8), np.uint8), np.zeros((8, 8), np.uint8), "sobel")
+
+
+@pytest.mark.parametrize("method", FL.METHODS)
+def test_float_images_in_0_1_give_the_uint8_flow(real_faces, method):
+    """A float image in 0..1 is the uint8 image / 255: same flow, same map (it used to be cut to 0/1 grey levels)."""
+    rng = np.random.default_rng(2)
+    a, b = _pair(real_faces[1][:56, :56], F.translation(1.0, 0.5), rng)
+    want = FL.optical_flow(a, b, method)
+    assert np.abs(want).mean() > 0.3  # a real flow to compare, not two zero fields
+    for dtype in (np.float64, np.float32):
+        got = FL.optical_flow((a / 255.0).astype(dtype), (b / 255.0).astype(dtype), method)
+        assert np.array_equal(got, want)
+    fa, fb = (cv2.cvtColor(x, cv2.COLOR_GRAY2BGR) / 255.0 for x in (a, b))  # colour too
+    assert np.array_equal(FL.face_pair_to_map(fa, fb, method, flow_size=56), FL.face_pair_to_map(a, b, method,
+                                                                                                  flow_size=56))
+
+
+@pytest.mark.parametrize("bad,problem", [(np.full((16, 16), 128.0), r"float image with values in \[128, 128\]"),
+                                         (np.full((16, 16), np.nan), "float image with values that are not finite"),
+                                         (np.full((16, 16), 128, np.int16), "image of dtype int16")])
+def test_other_images_are_refused_naming_the_argument(bad, problem):
+    ok = np.zeros((16, 16), np.uint8)
+    with pytest.raises(HTNetInputError, match=rf"field 'apex': {problem}"):
+        FL.optical_flow(ok, bad, "farneback")
+    with pytest.raises(HTNetInputError, match=rf"field 'onset_face': {problem}"):
+        FL.face_pair_to_map(bad, ok, "tvl1", flow_size=16)
+
+
+def test_flow_border_is_cut_after_the_strain():
+    """Garbage on the outer 3 px of a flow field leaves no trace in the map once 8 px are cut: the strain is
+    computed on the whole field (central differences at the cut read pixels 7 and 9, clean), then both are cut."""
+    clean = F.true_flow(F.micro_expression_field("positive", 64, 2.0, np.random.default_rng(0)), (64, 64))
+    dirty = clean.copy()
+    ring = np.ones((64, 64), bool)
+    ring[3:-3, 3:-3] = False
+    dirty[ring] = np.random.default_rng(1).normal(0, 5, (ring.sum(), 2))
+    assert not np.array_equal(FL.flow_map(dirty), FL.flow_map(clean))
+    assert np.array_equal(FL.flow_map(dirty, border=8), FL.flow_map(clean, border=8))
+    # the cut map is the middle 48 px of the field, resized: the uncut map of the cropped field
+    assert np.array_equal(FL.flow_map(clean, border=8),
+                          FL.flow_map(clean[8:-8, 8:-8], FL.optical_strain(clean)[8:-8, 8:-8]))
+
+
+def test_flow_border_settings_are_checked():
+    face = np.zeros((32, 32), np.uint8)
+    with pytest.raises(HTNetInputError, match="field 'border'"):
+        FL.face_pair_to_map(face, face, "farneback", flow_size=32, border=-1)
+    with pytest.raises(HTNetInputError, match="field 'border'"):
+        FL.flow_map(np.zeros((16, 16, 2), np.float32), border=8)
+    from htnet_lib.raw.build import BuildSettings
+    with pytest.raises(HTNetInputError, match="field 'flow_border'"):
+        BuildSettings(flow_size=64, flow_border=32)

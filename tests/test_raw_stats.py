@@ -1,6 +1,8 @@
 """Value statistics of the release's maps and of ours (which flow method the release's maps resemble)."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -44,3 +46,39 @@ def test_flow_accuracy_table(release_dir):
     assert list(t["field"]) == ["translation", "scaling", "bumps"]
     assert (t["epe"] < t["motion"]).all()
     assert t.loc[t["field"] == "scaling", "strain_true"].iloc[0] == pytest.approx(np.hypot(0.03, 0.02), rel=1e-6)
+
+
+def test_release_border_statistics_are_pinned(release_maps):
+    """30 of the release's 442 maps have their strain maximum on the outer ring (row/column 0 or 27), fewer than the
+    ring's share of pixels (108 / 784); the ring's strain is 0.74 of the inside's."""
+    b = stats.border_statistics(release_maps)
+    assert (b["n_maps"], b["strain_max_on_ring"]) == (442, 30)
+    assert b["share_ring_pixels"] == pytest.approx(108 / 784)
+    assert b["ring_to_interior"] == pytest.approx(0.743, abs=0.001)
+
+
+def test_border_statistics_on_hand_made_maps():
+    maps = np.zeros((4, 28, 28, 3), np.uint8)
+    maps[0, 0, 5, 0] = maps[1, 27, 27, 0] = maps[2, 1, 1, 0] = maps[3, 14, 14, 0] = 255
+    maps[2, 0, 0, 0] = 254  # on the ring, but not the maximum
+    b = stats.border_statistics(maps)
+    assert (b["strain_max_on_ring"], b["share_max_on_ring"]) == (2, 0.5)
+    assert stats.ring_mask(28).sum() == 108 and stats.ring_mask(28, 2).sum() == 784 - 24 * 24
+
+
+def test_built_tvl1_maps_are_not_dominated_by_the_border(synthetic_db, tmp_path):
+    """TV-L1's false flow on the crop's edge put the strain maximum on the outer ring of every map built from the
+    synthetic CASME II look-alike (6 of 6); with the default flow border cut, none is there (release: 30 of 442)."""
+    from htnet_lib.raw.adapters import load_database
+    from htnet_lib.raw.build import build_release
+
+    db = synthetic_db("casme2")
+    table = load_database("casme2", db.root)
+    kw = dict(method="tvl1", flow_size=64, face_boxes=db.face_boxes, progress=False)
+    build_release(table, tmp_path / "uncut", flow_border=0, **kw)
+    build_release(table, tmp_path / "cut", **kw)
+    table = stats.border_table({"uncut": stats.load_maps(tmp_path / "uncut"), "cut": stats.load_maps(tmp_path / "cut")})
+    assert table.loc["uncut", "strain_max_on_ring"] == 6 and table.loc["uncut", "ring_to_interior"] > 1.5
+    assert table.loc["cut", "strain_max_on_ring"] == 0 and table.loc["cut", "ring_to_interior"] < 1.0
+    report = json.loads((tmp_path / "cut" / "build_report.json").read_text())
+    assert report["datasets"]["casme2"]["settings"]["flow_border"] == 8

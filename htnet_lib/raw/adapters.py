@@ -58,20 +58,20 @@ too, as stage `protocol`, so the report accounts for every annotated row.
 """
 from __future__ import annotations
 
+import csv
 import math
 import os
 import re
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import pandas as pd
 
+from .. import release
 from .._io import HTNetInputError
-from . import _xlsx
 
-DATABASES: tuple[str, ...] = ("casme2", "samm", "smic", "casme3")
-LABEL_NAMES = {0: "negative", 1: "positive", 2: "surprise"}
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
 # emotion (lower case) -> 3-class label; EXCLUDED: known emotions the composite protocol leaves out
@@ -132,8 +132,8 @@ class RawTable:
     def counts(self) -> pd.DataFrame:
         """Samples per class and subjects, as in Table 1."""
         s = self.samples
-        per = s.groupby("label").size().reindex(list(LABEL_NAMES), fill_value=0)
-        per.index = [LABEL_NAMES[i] for i in per.index]
+        per = s.groupby("label").size().reindex(list(release.LABELS), fill_value=0)
+        per.index = [release.LABELS[i] for i in per.index]
         out = per.to_frame().T
         out.insert(0, "subjects", s["subject"].nunique())
         out["total"] = len(s)
@@ -145,6 +145,11 @@ class RawTable:
 
 def _norm(name: Any) -> str:
     return re.sub(r"[\s_\-]+", "", str(name)).lower()
+
+
+def _text(value: Any) -> str:
+    """A cell as stripped text; a blank cell (None) as ''."""
+    return "" if value is None else str(value).strip()
 
 
 def _last_int(stem: str) -> int | None:
@@ -200,36 +205,58 @@ def _as_int(value: Any) -> int | None:
     raise ValueError(f"{value!r} is not a frame number")
 
 
+def _sheet_rows(path: Path) -> list[list[Any]]:
+    """Every row of the first sheet (.xlsx, through openpyxl) or of a CSV, blank cells None; row k is file row k+1."""
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        from openpyxl.utils.exceptions import InvalidFileException  # here: openpyxl takes ~0.4 s to import
+
+        # what a file that is not a workbook raises: not a zip, a zip without the workbook parts, bad XML
+        not_a_workbook = (zipfile.BadZipFile, KeyError, ValueError, OSError, EOFError, SyntaxError,
+                          InvalidFileException)
+        try:
+            # header=None: the header row is found below, by its cells (SAMM's sheet has title rows above it)
+            sheet = pd.read_excel(path, header=None, dtype=object, engine="openpyxl")
+        except not_a_workbook as e:
+            raise HTNetInputError(path, None, f"not a readable .xlsx workbook: {type(e).__name__}: {e}") from None
+        rows = sheet.astype(object).where(sheet.notna(), None).values.tolist()
+    else:
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as fh:
+                # csv, not pd.read_csv: title rows above the header are shorter than the data rows
+                rows = list(csv.reader(fh))
+        except (OSError, UnicodeDecodeError, csv.Error) as e:
+            raise HTNetInputError(path, None, f"not a readable CSV: {e}") from None
+    return [[None if isinstance(c, str) and c == "" else c for c in r] for r in rows]
+
+
 def read_table(path: str | os.PathLike, header_keys: tuple[str, ...] = ("subject", "filename")) -> pd.DataFrame:
     """A coding sheet (.xlsx or .csv) as strings-or-numbers, its header row found by `header_keys`.
 
-    Title rows above the header (SAMM's sheet has them) are skipped; blank rows are dropped.
+    Title rows above the header (SAMM's sheet has them) are skipped; blank rows are dropped. The index is the row's
+    0-based position in the file (so row `i` is the sheet's row i + 1) and `attrs["header_row"]` the header's. A
+    sheet with a header and no data rows is an error naming the file.
     """
     path = Path(path)
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        try:
-            rows = _xlsx.read_xlsx(path)
-        except ValueError as e:
-            raise HTNetInputError(path, None, str(e)) from None
-    else:
-        import csv
-
-        try:
-            with open(path, newline="", encoding="utf-8-sig") as fh:
-                rows = [list(r) for r in csv.reader(fh)]
-        except (OSError, UnicodeDecodeError) as e:
-            raise HTNetInputError(path, None, f"not a readable CSV: {e}") from None
+    rows = _sheet_rows(path)
     for i, row in enumerate(rows[:50]):
-        names = {_norm(c) for c in row if c not in (None, "")}
+        names = {_norm(c) for c in row if c is not None}
         if all(k in names for k in header_keys):
-            header = [str(c).strip() if c not in (None, "") else f"column{j}" for j, c in enumerate(row)]
-            body = [r + [None] * (len(header) - len(r)) for r in rows[i + 1:]]
-            df = pd.DataFrame([r[:len(header)] for r in body], columns=header, dtype=object)
-            df = df[~df.apply(lambda r: all(v in (None, "") for v in r), axis=1)]
+            header = [str(c).strip() if c is not None else f"column{j}" for j, c in enumerate(row)]
+            body = {k: (r + [None] * len(header))[:len(header)] for k, r in enumerate(rows[i + 1:], start=i + 1)
+                    if any(c is not None for c in r)}
+            if not body:
+                raise HTNetInputError(path, None, f"the sheet has no data rows (only the header, on row {i + 1})")
+            df = pd.DataFrame.from_dict(body, orient="index", columns=header, dtype=object)
             df.attrs["header_row"] = i
-            return df.reset_index(drop=True)
+            return df
     raise HTNetInputError(path, header_keys[0],
                           f"no header row with columns {', '.join(header_keys)} in the first 50 rows")
+
+
+def _rows(df: pd.DataFrame):
+    """(sheet row index, {column: cell}) of a `read_table` frame, cells as read (iterrows would turn None into NaN
+    in a row of strings)."""
+    return zip(df.index, df.to_dict("records"))
 
 
 def _column(df: pd.DataFrame, path: Path, *aliases: str, required: bool = True) -> str | None:
@@ -385,14 +412,13 @@ def _coding_sheet_adapter(database: str, root: Path, annotation: str | os.PathLi
         return False
 
     base = _frames_base(database, root, probe)
-    header = df.attrs.get("header_row", 0)
-    for i, r in df.iterrows():
-        where = f"{path} row {header + i + 2}"  # 1-based spreadsheet row
-        filename = str(r[c_file]).strip() if r[c_file] is not None else ""
+    for i, r in _rows(df):
+        where = f"{path} row {i + 1}"  # 1-based spreadsheet row
+        filename = _text(r[c_file])
         try:
             sub = subject_name(_subject_number(r[c_sub]))
         except ValueError as e:
-            col.skip(SampleError(database, str(r[c_sub]), filename, where, c_sub, str(e)))
+            col.skip(SampleError(database, _text(r[c_sub]), filename, where, c_sub, str(e)))
             continue
         col.add(subject=sub, sample=filename, emotion=r[c_emo], onset=r[c_on], apex=r[c_apex], offset=r[c_off],
                 frames_dir=base / sub / filename, imagename=f"{sub}_{filename}.jpg", source=where)
@@ -421,8 +447,11 @@ def load_smic(root: str | os.PathLike, annotation: str | os.PathLike | None = No
         c_on = _column(df, ann, "OnsetFrame", "Onset Frame", "Onset")
         c_off = _column(df, ann, "OffsetFrame", "Offset Frame", "Offset")
         c_apex = _column(df, ann, "ApexFrame", "Apex Frame", "Apex", required=False)
-        for _, r in df.iterrows():
-            key = (f"s{_subject_number(r[c_sub]):02d}", str(r[c_file]).strip())
+        for i, r in _rows(df):
+            try:
+                key = (f"s{_subject_number(r[c_sub]):02d}", _text(r[c_file]))
+            except ValueError as e:  # a bad override row would otherwise apply to no clip, silently
+                raise HTNetInputError(f"{ann} row {i + 1}", c_sub, str(e)) from None
             overrides[key] = {"onset": r[c_on], "offset": r[c_off], "apex": r[c_apex] if c_apex else None}
     col = _Collector("smic")
     subjects = sorted((p for p in base.iterdir() if p.is_dir() and re.fullmatch(r"s\d+", p.name)),
@@ -471,10 +500,9 @@ def load_casme3(root: str | os.PathLike, annotation: str | os.PathLike | None = 
     c_l3 = _column(df, path, "label_for_3", required=False)
     base = _frames_base("casme3", root, lambda b: any(b.glob("spNO.*")))
     col = _Collector("casme3")
-    header = df.attrs.get("header_row", 0)
-    for i, r in df.iterrows():
-        where = f"{path} row {header + i + 2}"
-        sub, take = str(r[c_sub]).strip(), str(r[c_file]).strip()
+    for i, r in _rows(df):
+        where = f"{path} row {i + 1}"
+        sub, take = _text(r[c_sub]), _text(r[c_file])
         try:
             on = _as_int(r[c_on])
         except ValueError:
@@ -492,9 +520,12 @@ def load_casme3(root: str | os.PathLike, annotation: str | os.PathLike | None = 
     return col.table(root, path)
 
 
+# one adapter per dataset key of the registry (`htnet_lib.release.DATASETS`); a test checks every key is one
 LOADERS: dict[str, Callable[..., RawTable]] = {
     "casme2": load_casme2, "samm": load_samm, "smic": load_smic, "casme3": load_casme3,
 }
+# the databases that can be built from raw frames, in the registry's (the paper's) order
+DATABASES: tuple[str, ...] = tuple(k for k in release.KEYS if k in LOADERS)
 
 
 def load_database(database: str, root: str | os.PathLike, annotation: str | os.PathLike | None = None) -> RawTable:

@@ -10,7 +10,12 @@
   sub_filename). `apex` holds the apex frame number used (the release leaves it blank; ours records what D&C-RoIs
   spotted for SMIC), `sub_filename` is blank as in the release;
 - `skipped.csv`: every annotated sample not in the CSV, with the stage (annotation, frames, face, flow, protocol), the
-  field and the error message naming the sample; `build_report.json`: settings, counts, timings, versions.
+  field and the error message naming the sample;
+- `flags.csv`: samples written but with a caveat (dataset, sub, filename_o, flag, detail). One flag so far,
+  `apex_no_motion`: the apex was spotted (no apex index) but no motion was found in the sequence, so the middle frame
+  was used (`apex.spot_apex_detail`); `BuildReport.apex_unreliable` lists them, `build_report.json` names them per
+  dataset (`apex_unreliable`) and the summary line counts them;
+- `build_report.json`: settings, counts, timings, versions.
 
 Building several databases into one folder composes them (rows of other datasets are kept), which is how the
 composite release of SMIC + CASME II + SAMM is made: run the command once per database.
@@ -22,9 +27,11 @@ Per sample (parallel over samples in worker processes, `workers`; a tqdm bar cou
    release's crops are (`RELEASE_BOX_SCALE`, `RELEASE_BOX_SHIFT`: measured, see there); a given box is the crop
    itself, made square. `box_scale` enlarges either. The *same* box crops onset, apex and frames between, so the
    face's motion between them is kept, not cancelled by a re-detection;
-2. without an apex index (SMIC): D&C-RoIs on the crops from onset to offset (`apex.spot_apex`);
-3. the apex crop, resized to 224x224, is the apex face; onset and apex crops, grey and resized to `flow_size`, give
-   the flow (Farneback or TV-L1), the strain (eq. 3) and the 28x28 map.
+2. without an apex index (SMIC): D&C-RoIs on the crops from onset to offset (`apex.spot_apex_detail`; flagged when
+   the crops show no motion);
+3. the apex crop, resized to 224x224, is the apex face; onset and apex crops, grey and resized to `flow_size` +
+   2 `flow_border`, give the flow (Farneback or TV-L1) and the strain (eq. 3); `flow_border` px are cut from each side
+   (the methods' false flow on the crop's edge, see `flow`) and the rest is shrunk to the 28x28 map.
 
 Every file is written atomically (temporary file, then rename), so an interrupted build leaves no half-written image;
 run again, it keeps the samples already done with the same settings (`resume`) and computes the rest. A sample that
@@ -46,24 +53,19 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .. import release
 from .._io import HTNetInputError, atomic_path, atomic_write_json, atomic_write_text, git_revision, torch_threads
+from ..release import CSV_NAME, FACE_DIR, FLOW_DIR, RELEASE_COLUMNS, flow_name
 from . import apex as apex_mod
 from . import flow as flow_mod
 from .adapters import SKIPPED_COLUMNS, RawTable, SampleError, frame_paths
 
-CSV_NAME = "combined_3_class2_for_optical_flow.csv"
-FLOW_DIR = "datasets/STSNet_whole_norm_u_v_os"
-FACE_DIR = "datasets/combined_datasets_whole"
-RELEASE_COLUMNS = ["dataset", "sub", "filename_o", "label", "apex", "imagename", "sub_filename"]
-DATASET_ORDER = ("smic", "casme2", "samm", "casme3")
-FACE_SIZE = 224
+FACE_SIZE = release.FACE_SHAPE[0]
+FLAGS_NAME = "flags.csv"
+FLAG_COLUMNS = ["dataset", "sub", "filename_o", "flag", "detail"]
+APEX_NO_MOTION = "apex_no_motion"  # the flag of a spotted apex with no motion found (`apex.spot_apex_detail`)
 
 Box = tuple[int, int, int, int]
-
-
-def flow_name(sub: str, filename_o: str) -> str:
-    """The release's flow-map file name (with the upstream space before `.png`)."""
-    return f"{sub}_{filename_o} .png"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class BuildSettings:
     box_scale: float = 1.0
     jpeg_quality: int = 95
     map_interpolation: str = "area"
+    flow_border: int = flow_mod.DEFAULT_FLOW_BORDER  # px cut from each side of the flow (flow.face_pair_to_map)
 
     def __post_init__(self) -> None:
         if self.method not in flow_mod.METHODS:
@@ -89,11 +92,14 @@ class BuildSettings:
                 raise HTNetInputError(None, name, f"must be positive, got {getattr(self, name)}")
         if self.box_scale <= 0:
             raise HTNetInputError(None, "box_scale", f"must be positive, got {self.box_scale}")
+        if not 0 <= self.flow_border < self.flow_size // 2:
+            raise HTNetInputError(None, "flow_border", f"must be 0 or more and under half of flow_size "
+                                                       f"({self.flow_size}), got {self.flow_border}")
 
 
 @dataclass
 class BuildReport:
-    """What `build_release` did: the rows it wrote and those it skipped, why, and how long it took."""
+    """What `build_release` did: the rows it wrote, their flags (`flags.csv`), those it skipped and why, how long."""
 
     out: Path
     samples: pd.DataFrame
@@ -102,6 +108,12 @@ class BuildReport:
     settings: BuildSettings
     workers: int
     timings: dict[str, float] = field(default_factory=dict)
+    flags: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=FLAG_COLUMNS))
+
+    @property
+    def apex_unreliable(self) -> pd.DataFrame:
+        """The written samples whose spotted apex is unreliable: no motion found in the sequence."""
+        return self.flags[self.flags["flag"] == APEX_NO_MOTION]
 
     @property
     def samples_per_second(self) -> float:
@@ -113,7 +125,8 @@ class BuildReport:
         reused = self.timings.get("reused", 0)
         return (f"{len(self.samples)} samples written to {self.out} in {self.seconds:.1f} s "
                 f"({self.settings.method}, {self.workers} worker(s){f'; {reused} kept from before' if reused else ''});"
-                f" skipped {len(self.skipped)} {by_stage}")
+                f" skipped {len(self.skipped)} {by_stage}; apex unreliable (no motion found) for "
+                f"{len(self.apex_unreliable)}{f' (see {FLAGS_NAME})' if len(self.apex_unreliable) else ''}")
 
 
 # ---------------------------------------------------------------- faces
@@ -194,6 +207,7 @@ def process_sample(task: Mapping[str, Any]) -> dict[str, Any]:
     row = task["row"]
     s = BuildSettings(**task["settings"])
     ident = (row["dataset"], row["subject"], row["sample"])
+    flags: list[dict[str, str]] = []  # FLAG_COLUMNS rows: written, but with a caveat
     try:
         onset = _read(row["onset_path"], ident, "onset")
         box = task.get("box")
@@ -219,8 +233,14 @@ def process_sample(task: Mapping[str, Any]) -> dict[str, Any]:
                                                                 f"{onset.shape[:2]}", stage="frames")
                 g = cv2.cvtColor(crop(img, box), cv2.COLOR_BGR2GRAY)
                 crops.append(cv2.resize(g, (s.flow_size, s.flow_size), interpolation=cv2.INTER_AREA))
-            apex_num, found_path = seq[apex_mod.spot_apex(crops)]
+            spot = apex_mod.spot_apex_detail(crops)
+            apex_num, found_path = seq[spot.index]
             apex_path = str(found_path)
+            if not spot.reliable:
+                flags.append({"dataset": row["dataset"], "sub": row["subject"], "filename_o": row["sample"],
+                              "flag": APEX_NO_MOTION,
+                              "detail": f"no motion found in {len(seq)} frames (largest feature difference "
+                                        f"{spot.max_difference:.2g}); the middle frame {apex_num} is used"})
         else:
             apex_path = row["apex_path"]
         apex_img = _read(apex_path, ident, "apex")
@@ -232,7 +252,7 @@ def process_sample(task: Mapping[str, Any]) -> dict[str, Any]:
                           interpolation=cv2.INTER_AREA if ap_face.shape[0] > s.face_size else cv2.INTER_CUBIC)
         try:
             fmap = flow_mod.face_pair_to_map(on_face, ap_face, s.method, s.flow_size, s.map_size,
-                                             flow_mod.INTERPOLATIONS[s.map_interpolation])
+                                             flow_mod.INTERPOLATIONS[s.map_interpolation], border=s.flow_border)
         except cv2.error as e:
             raise SampleError(*ident, row["frames_dir"], "flow", f"optical flow failed: {e}", stage="flow") from None
         ok, jpg = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, s.jpeg_quality])
@@ -243,7 +263,7 @@ def process_sample(task: Mapping[str, Any]) -> dict[str, Any]:
         out_row = {"dataset": row["dataset"], "sub": row["subject"], "filename_o": row["sample"],
                    "label": int(row["label"]), "apex": int(apex_num), "imagename": row["imagename"],
                    "sub_filename": ""}
-        return {"ok": True, "row": out_row, "box": list(box), "seconds": time.perf_counter() - t0}
+        return {"ok": True, "row": out_row, "box": list(box), "flags": flags, "seconds": time.perf_counter() - t0}
     except SampleError as e:
         skip = {"dataset": e.dataset, "subject": e.subject, "sample": e.sample, "stage": e.stage, "field": e.field,
                 "reason": str(e)}
@@ -292,14 +312,15 @@ def _box_for(face_boxes: Box | Mapping[str, Sequence[int]] | None, subject: str,
     return list(face_boxes)
 
 
-def _merge_csv(path: Path, new: pd.DataFrame, datasets: Iterable[str], columns: list[str]) -> pd.DataFrame:
+def _merge_csv(path: Path, new: pd.DataFrame, datasets: Iterable[str], columns: Sequence[str]) -> pd.DataFrame:
     """Rows already in `path` for other datasets, plus `new`; in the release's dataset order, then subject, sample."""
+    columns = list(columns)  # a tuple would index one (multi-level) column
     keep = pd.DataFrame(columns=columns)
     if path.is_file():
         old = pd.read_csv(path, dtype=str, keep_default_na=False)
         keep = old[~old["dataset"].isin(list(datasets))][columns]
     merged = pd.concat([keep.astype(str), new[columns].astype(str)], ignore_index=True)
-    order = {d: i for i, d in enumerate(DATASET_ORDER)}
+    order = {d: i for i, d in enumerate(release.KEYS)}
     key = merged["dataset"].map(lambda d: order.get(d, len(order)))
     merged = merged.assign(_k=key).sort_values(["_k", merged.columns[1], merged.columns[2]], kind="stable")
     return merged.drop(columns="_k").reset_index(drop=True)
@@ -308,8 +329,8 @@ def _merge_csv(path: Path, new: pd.DataFrame, datasets: Iterable[str], columns: 
 def build_release(tables: RawTable | Sequence[RawTable], out: str | os.PathLike, method: str = "tvl1",
                   workers: int = 1, face_boxes: Box | Mapping[str, Sequence[int]] | None = None,
                   flow_size: int = flow_mod.DEFAULT_FLOW_SIZE, box_scale: float = 1.0,
-                  map_interpolation: str = "area", progress: bool = True, limit: int | None = None,
-                  resume: bool = True) -> BuildReport:
+                  map_interpolation: str = "area", flow_border: int = flow_mod.DEFAULT_FLOW_BORDER,
+                  progress: bool = True, limit: int | None = None, resume: bool = True) -> BuildReport:
     """Turn adapter tables into a release-layout folder at `out` (see the module docstring); returns the report.
 
     `workers` > 1 runs samples in that many processes; 1 runs them here. `face_boxes` skips face detection (fixed box
@@ -320,7 +341,7 @@ def build_release(tables: RawTable | Sequence[RawTable], out: str | os.PathLike,
     t_start = time.perf_counter()
     tables = [tables] if isinstance(tables, RawTable) else list(tables)
     settings = BuildSettings(method=method, flow_size=flow_size, box_scale=box_scale,
-                             map_interpolation=map_interpolation)
+                             map_interpolation=map_interpolation, flow_border=flow_border)
     if workers < 1:
         raise HTNetInputError(None, "workers", f"must be at least 1, got {workers}")
     out = Path(out)
@@ -341,12 +362,15 @@ def build_release(tables: RawTable | Sequence[RawTable], out: str | os.PathLike,
     results: list[dict[str, Any]] = []
     if resume:
         done = _finished_rows(out, settings)
+        old_flags = _read_flags(out)
         todo = []
         for task in tasks:
             r = task["row"]
-            old = done.get((r["dataset"], r["subject"], r["sample"]))
+            key = (r["dataset"], r["subject"], r["sample"])
+            old = done.get(key)
             if old is not None and Path(task["map_path"]).is_file() and Path(task["face_path"]).is_file():
-                results.append({"ok": True, "row": old, "seconds": 0.0, "reused": True})
+                results.append({"ok": True, "row": old, "flags": old_flags.get(key, []), "seconds": 0.0,
+                                "reused": True})
             else:
                 todo.append(task)
         tasks = todo
@@ -376,15 +400,28 @@ def build_release(tables: RawTable | Sequence[RawTable], out: str | os.PathLike,
     skip_cols = ["dataset", "sub", "filename_o", "stage", "field", "reason"]
     merged_skips = _merge_csv(out / "skipped.csv", skipped_df, datasets, skip_cols)
     atomic_write_text(out / "skipped.csv", merged_skips.to_csv(index=False))
+    flags = pd.DataFrame([f for r in results if r["ok"] for f in r["flags"]], columns=FLAG_COLUMNS)
+    atomic_write_text(out / FLAGS_NAME, _merge_csv(out / FLAGS_NAME, flags, datasets, FLAG_COLUMNS).to_csv(index=False))
 
     seconds = time.perf_counter() - t_start
     per_sample = [r["seconds"] for r in results if not r.get("reused")]
     timings = {"total_s": seconds, "computed": len(per_sample), "reused": len(results) - len(per_sample),
                "mean_sample_s": float(np.mean(per_sample)) if per_sample else 0.0,
                "median_sample_s": float(np.median(per_sample)) if per_sample else 0.0}
-    report = BuildReport(out, new, skipped_df, seconds, settings, workers, timings)
+    report = BuildReport(out, new, skipped_df, seconds, settings, workers, timings, flags)
     _write_report(out, tables, report)
     return report
+
+
+def _read_flags(out: Path) -> dict[tuple[str, str, str], list[dict[str, str]]]:
+    """The flags of `out`'s samples (`flags.csv`), by (dataset, sub, filename_o): kept with a sample that is kept."""
+    path = out / FLAGS_NAME
+    if not path.is_file():
+        return {}
+    by: dict[tuple[str, str, str], list[dict[str, str]]] = {}
+    for f in pd.read_csv(path, dtype=str, keep_default_na=False).to_dict("records"):
+        by.setdefault((f["dataset"], f["sub"], f["filename_o"]), []).append(f)
+    return by
 
 
 def _finished_rows(out: Path, settings: BuildSettings) -> dict[tuple[str, str, str], dict[str, Any]]:
@@ -418,6 +455,7 @@ def _write_report(out: Path, tables: Sequence[RawTable], report: BuildReport) ->
     for t in tables:
         mine = report.samples[report.samples["dataset"] == t.database]
         skips = report.skipped[report.skipped["dataset"] == t.database]
+        no_motion = report.apex_unreliable[report.apex_unreliable["dataset"] == t.database]
         per[t.database] = {
             "root": str(t.root), "annotation": str(t.annotation) if t.annotation else None,
             "written": int(len(mine)),
@@ -425,6 +463,7 @@ def _write_report(out: Path, tables: Sequence[RawTable], report: BuildReport) ->
             "subjects": int(mine["sub"].nunique()),
             "skipped": int(len(skips)),
             "skipped_by_stage": {str(k): int(v) for k, v in skips.groupby("stage").size().items()},
+            "apex_unreliable": [f"{a}/{b}" for a, b in zip(no_motion["sub"], no_motion["filename_o"])],
             "settings": asdict(report.settings), "workers": report.workers, "timings": report.timings,
         }
     atomic_write_json(path, {"datasets": per, "opencv": cv2.__version__, "git": git_revision()})

@@ -16,7 +16,7 @@ from typing import Any
 
 from .._io import HTNetInputError
 from .adapters import DATABASES
-from .flow import DEFAULT_FLOW_SIZE, INTERPOLATIONS, METHODS
+from .flow import DEFAULT_FLOW_BORDER, DEFAULT_FLOW_SIZE, INTERPOLATIONS, METHODS
 
 
 def _box(text: str) -> tuple[int, int, int, int]:
@@ -48,7 +48,11 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
                    help='per-sample face boxes {"subject/sample": [x, y, w, h]} instead of detection')
     p.add_argument("--flow-size", type=int, default=DEFAULT_FLOW_SIZE, help="face side in px for the flow (224)")
     p.add_argument("--map-interpolation", choices=tuple(INTERPOLATIONS), default="area",
-                   help="how the flow and strain are shrunk to 28x28 (area, the default, matches the release)")
+                   help="how the flow and strain are shrunk to 28x28 (area, the default: nearer the release's "
+                        "pixel-to-pixel roughness)")
+    p.add_argument("--flow-border", type=int, default=DEFAULT_FLOW_BORDER,
+                   help="px of the flow cut from each side before the map: the flow methods' false border flow "
+                        f"(default {DEFAULT_FLOW_BORDER}, one map pixel at 224; 0 keeps it)")
     p.add_argument("--limit", type=int, default=None, help="only the first N samples (a quick look)")
     p.add_argument("--overwrite", action="store_true",
                    help="recompute every sample (default: keep those already built with the same settings)")
@@ -75,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     report = build_from_raw(args.database, args.root, args.out, annotation=args.annotation,
                             release_list=args.release_list, method=args.method, workers=args.workers,
                             face_boxes=boxes, flow_size=args.flow_size, map_interpolation=args.map_interpolation,
-                            progress=not args.no_progress, limit=args.limit, resume=not args.overwrite)
+                            flow_border=args.flow_border, progress=not args.no_progress, limit=args.limit,
+                            resume=not args.overwrite)
     print(report.summary())
     if len(report.skipped):
         print(f"skipped samples and why: {Path(args.out) / 'skipped.csv'}")

@@ -19,21 +19,40 @@ the candidates the way a user would: a synthetic raw database (`synthetic.py`: t
 micro-expression-like fields of 0.5-3 px plus a slight head rotation/scaling, with sensor noise), built by
 `build.build_release` with each method.
 
-Result (`method_comparison(n_samples=48, workers=2)` with the four variants below; 224 px faces):
+Result (`method_comparison(n_samples=48, workers=2)` with the four variants below; 224 px faces; maps made with the
+default flow border cut of 8 px, and in brackets without it, `flow_border=0`, as they were before the cut existed):
 
-    histogram distance to the release      strain    v      u     mean   roughness (strain, v, u)
-    release                                  0       0      0      0     12.0  8.1  8.0
-    TV-L1, 28x28 by pixel averaging        0.094   0.068  0.059  0.074    8.7  7.1  6.0
-    TV-L1, bilinear                        0.134   0.070  0.064  0.089   15.3  7.3  6.2
-    Farneback, bilinear                    0.263   0.054  0.095  0.137   20.1 10.7 11.8
-    Farneback, pixel averaging             0.435   0.052  0.075  0.187   19.0 10.0 11.1
+    histogram distance to the release   strain         v              u              mean           strain roughness
+    release                             0              0              0              0              12.0
+    TV-L1, 28x28 by pixel averaging     0.334 (0.094)  0.067 (0.068)  0.064 (0.059)  0.155 (0.074)  16.6 (8.7)
+    TV-L1, bilinear                     0.243 (0.134)  0.069 (0.070)  0.061 (0.064)  0.124 (0.089)  19.3 (15.3)
+    Farneback, bilinear                 0.305 (0.263)  0.058 (0.054)  0.107 (0.095)  0.157 (0.137)  21.9 (20.1)
+    Farneback, pixel averaging          0.497 (0.435)  0.058 (0.052)  0.094 (0.075)  0.216 (0.187)  21.3 (19.0)
 
-TV-L1 is the closer method, and the strain channel decides it: Farneback's strain is noisy everywhere (6 % of its
-pixels near zero against the release's 45 % and TV-L1's 54 %) and twice as rough. The flow channels u and v depend
-mostly on the motion itself, which synthetic fields only imitate: without the head rotation (head_motion=0) every
-synthetic map moves one way, no method matches their histograms (0.19-0.39) and the means are 0.25 (TV-L1) against
-0.26-0.32 (Farneback), still with TV-L1's strain at 0.10 against 0.26-0.45. So: TV-L1 reproduces the release's maps,
-which agrees with their STSTNet origin; Farneback, which §4.2 names, gives visibly different strain maps.
+TV-L1 is the closer method on average either way (0.124-0.155 against 0.157-0.216), but the border cut changed the
+strain channel's story. Without it, TV-L1's false strain on the crop's edge (see `flow`) set each map's maximum and
+pressed the rest of the channel towards 0: 54 % of its pixels near zero, like the release's 45 %; a match made by the
+artifact, since the release's maxima lie on the ring in only 30 of 442 maps. With the cut, the strain of the smooth
+synthetic fields spreads over the range (13 % near zero, mean 55 against the release's 25): the release's strain is
+sparser than synthetic motion makes it, which no flow setting here reproduces, and bilinear sampling becomes the
+closer variant on the histograms (0.124 against 0.155) while pixel averaging stays closer on roughness. Farneback's
+strain remains the roughest (21-22) and least sparse (5-16 % near zero). The flow channels u and v depend mostly on
+the motion itself, which synthetic fields only imitate: without the head rotation (head_motion=0) every synthetic map
+moves one way and no method matches their histograms (0.19-0.39, measured without the border cut). So TV-L1 is the
+closer method, which agrees with the release's STSTNet origin, but on synthetic data the margin is modest.
+
+The border (`border_statistics`, `border_table`, `border_comparison`): the share of maps whose strain maximum lies on
+the outer ring (row or column 0 or 27), against the ring's 108 of 784 pixels, and the ring's mean strain over the
+inside's. `border_comparison(n_samples=48, workers=2, variants=...)`:
+
+    source                      strain maximum on the ring    ring / inside strain
+    release                     30 / 442 (0.068)              0.74
+    TV-L1, no border cut        44 / 48 (0.917)               1.56
+    TV-L1, border 4 px           4 / 48 (0.083)               0.69
+    TV-L1, border 8 px (default) 1 / 48 (0.021)               0.61
+    TV-L1, border 12 px          0 / 48                       0.58
+    Farneback, no border cut    25 / 48 (0.521)               1.31
+    Farneback, border 8 px       4 / 48 (0.083)               0.84
 """
 from __future__ import annotations
 
@@ -46,6 +65,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ..release import FACE_DIR, FLOW_DIR, MAP_SIZE
+
 CHANNELS = ("strain", "v", "u")  # cv2.imread order of the release's maps
 NEAR = 12
 BINS = 32
@@ -54,7 +75,7 @@ BINS = 32
 def load_maps(folder: str | os.PathLike) -> np.ndarray:
     """All `* .png` maps of a release-layout folder's flow directory (or of `folder` itself), (N, 28, 28, 3) uint8."""
     folder = Path(folder)
-    flow_dir = folder / "datasets" / "STSNet_whole_norm_u_v_os"
+    flow_dir = folder / FLOW_DIR
     if flow_dir.is_dir():
         folder = flow_dir
     files = sorted(folder.glob("*.png"))
@@ -122,11 +143,11 @@ def closest_method(table: pd.DataFrame) -> pd.Series:
 DEFAULT_VARIANTS: dict[str, dict] = {"farneback": {"method": "farneback"}, "tvl1": {"method": "tvl1"}}
 
 
-def method_comparison(data_dir: str | os.PathLike | None = None, n_samples: int = 48,
-                      variants: Mapping[str, Mapping] = DEFAULT_VARIANTS, workers: int = 1, seed: int = 0,
-                      head_motion: float = 0.004, work_dir: str | os.PathLike | None = None,
-                      progress: bool = False) -> pd.DataFrame:
-    """Build one synthetic database with each variant and compare its maps with the release's (`compare_to_release`).
+def synthetic_builds(data_dir: str | os.PathLike | None = None, n_samples: int = 48,
+                     variants: Mapping[str, Mapping] = DEFAULT_VARIANTS, workers: int = 1, seed: int = 0,
+                     head_motion: float = 0.004, work_dir: str | os.PathLike | None = None,
+                     progress: bool = False) -> dict[str, np.ndarray]:
+    """Build one synthetic database with each variant; the maps of each, (N, 28, 28, 3), by variant name.
 
     `variants` maps a name to `build_release` keyword arguments, e.g. {"tvl1-linear": {"method": "tvl1",
     "map_interpolation": "linear"}}. The synthetic samples are the release's apex faces at 224 px in 288x256 frames,
@@ -134,12 +155,10 @@ def method_comparison(data_dir: str | os.PathLike | None = None, n_samples: int 
     scaling (up to `head_motion`), with Gaussian noise (sd 1.5 grey levels) on every frame; faces are cropped at their
     known boxes.
     """
-    from ..data import resolve_data_dir
     from .adapters import load_database
     from .build import build_release
     from .synthetic import make_raw_database
 
-    release = load_maps(resolve_data_dir(data_dir))
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         tmp = Path(tmp)
         per = max(1, n_samples // 4)
@@ -152,7 +171,62 @@ def method_comparison(data_dir: str | os.PathLike | None = None, n_samples: int 
             out = tmp / f"out_{name}"
             build_release(table, out, workers=workers, face_boxes=db.face_boxes, progress=progress, **dict(kwargs))
             candidates[name] = load_maps(out)
-    return compare_to_release(release, candidates)
+    return candidates
+
+
+def method_comparison(data_dir: str | os.PathLike | None = None, n_samples: int = 48,
+                      variants: Mapping[str, Mapping] = DEFAULT_VARIANTS, **kwargs) -> pd.DataFrame:
+    """Build one synthetic database with each variant (`synthetic_builds`, which takes the other keyword arguments)
+    and compare its maps with the release's (`compare_to_release`)."""
+    from ..data import resolve_data_dir
+
+    release = load_maps(resolve_data_dir(data_dir))
+    return compare_to_release(release, synthetic_builds(data_dir, n_samples, variants, **kwargs))
+
+
+def ring_mask(size: int = MAP_SIZE, width: int = 1) -> np.ndarray:
+    """True on the outer `width` rows and columns of a size x size map (width 1: row/column 0 or size - 1)."""
+    inner = np.zeros((size, size), bool)
+    inner[width:size - width, width:size - width] = True
+    return ~inner
+
+
+def border_statistics(maps: np.ndarray, width: int = 1) -> dict[str, float]:
+    """How much a folder's maps are dominated by their border: the symptom of false flow on the frame's edge.
+
+    On (N, H, W, 3) maps in OpenCV order: `strain_max_on_ring`, the maps whose strain maximum (the first in raster
+    order) lies on the outer ring of `width` pixels, and `share_max_on_ring` (a maximum placed at random would land
+    there with probability `share_ring_pixels`, 108 / 784 = 0.138 on 28x28); `ring_to_interior`, the mean strain on
+    the ring over the mean strain inside it. (Only the strain: u and v legitimately peak at the ring under a head
+    rotation or scaling, which grows with the distance from the centre.)
+    """
+    maps = np.asarray(maps)
+    n, h, w = maps.shape[:3]
+    ring = ring_mask(h, width).ravel()
+    strain = maps[..., 0].reshape(n, h * w).astype(np.float64)
+    on_ring = ring[strain.argmax(1)]
+    return {"n_maps": n, "strain_max_on_ring": int(on_ring.sum()), "share_max_on_ring": float(on_ring.mean()),
+            "share_ring_pixels": float(ring.mean()),
+            "ring_to_interior": float(strain[:, ring].mean() / strain[:, ~ring].mean())}
+
+
+def border_table(sources: Mapping[str, np.ndarray], width: int = 1) -> pd.DataFrame:
+    """`border_statistics` of each source (the release, our builds...), one row each."""
+    return pd.DataFrame({name: border_statistics(m, width) for name, m in sources.items()}).T.rename_axis("source")
+
+
+BORDER_VARIANTS: dict[str, dict] = {"tvl1, no border cut": {"method": "tvl1", "flow_border": 0},
+                                    "tvl1": {"method": "tvl1"}}
+
+
+def border_comparison(data_dir: str | os.PathLike | None = None, n_samples: int = 48,
+                      variants: Mapping[str, Mapping] = BORDER_VARIANTS, **kwargs) -> pd.DataFrame:
+    """`border_table` of the release beside synthetic builds (`synthetic_builds`, which takes the other keyword
+    arguments): by default TV-L1 without and with the flow border cut (`flow.DEFAULT_FLOW_BORDER`)."""
+    from ..data import resolve_data_dir
+
+    release = load_maps(resolve_data_dir(data_dir))
+    return border_table({"release": release, **synthetic_builds(data_dir, n_samples, variants, **kwargs)})
 
 
 def standard_fields(size: int) -> dict[str, "object"]:
@@ -180,7 +254,7 @@ def flow_accuracy(data_dir: str | os.PathLike | None = None, methods: Sequence[s
     """
     import time
 
-    from ..data import FACE_DIR, resolve_data_dir
+    from ..data import resolve_data_dir
     from . import fields as F
     from . import flow as FL
 
@@ -214,4 +288,38 @@ def flow_accuracy(data_dir: str | os.PathLike | None = None, methods: Sequence[s
                          "motion": float(np.sqrt((tf[inner] ** 2).sum(-1)).mean()),
                          "strain_true": float(np.median(ts)), "strain_est": float(np.mean(est)),
                          "strain_mae": float(np.mean(mae)), "seconds": t / len(pairs)})
+    return pd.DataFrame(rows)
+
+
+def apex_accuracy(data_dir: str | os.PathLike | None = None, seeds: Sequence[int] = range(12), n_faces: int = 6,
+                  size: int = 112, amplitude: float = 2.0, noise: float = 1.0) -> pd.DataFrame:
+    """D&C-RoIs apex spotting (§3.1, eq. 1) on sequences with a known apex: one row per sequence.
+
+    The setting of `tests/test_raw_apex.py`: `n_faces` of the release's real apex faces (grey, `size` px), each moved
+    by a micro-expression-like field of `amplitude` px peak whose intensity rises as a half cosine from the onset to
+    the apex and falls back by the offset; 13-25 frames, the apex in the middle third, Gaussian noise of sd `noise`
+    grey levels on every frame; one draw per seed. Columns: seed, face, n_frames, apex, found, error (found - apex),
+    reached (the share of the apex's motion intensity at the spotted frame), reliable (motion was found).
+    """
+    from ..data import resolve_data_dir
+    from . import apex as A
+    from . import fields as F
+    from .synthetic import intensity_profile
+
+    files = sorted((resolve_data_dir(data_dir) / FACE_DIR).glob("*.jpg"))
+    faces = [cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (size, size), interpolation=cv2.INTER_AREA)
+             for f in files[::max(1, len(files) // n_faces)][:n_faces]]
+    rows = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        for j, face in enumerate(faces):
+            n = int(rng.integers(13, 26))
+            k = int(rng.integers(n // 3, 2 * n // 3 + 1))
+            field = F.micro_expression_field(("negative", "positive", "surprise")[j % 3], size, amplitude, rng)
+            profile = intensity_profile(n, k)
+            frames = [np.clip(F.warp(face, F.Scaled(field, float(s))) + rng.normal(0, noise, face.shape), 0, 255)
+                      .astype(np.uint8) for s in profile]
+            spot = A.spot_apex_detail(frames)
+            rows.append({"seed": seed, "face": j, "n_frames": n, "apex": k, "found": spot.index,
+                         "error": spot.index - k, "reached": float(profile[spot.index]), "reliable": spot.reliable})
     return pd.DataFrame(rows)

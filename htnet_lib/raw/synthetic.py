@@ -20,6 +20,7 @@ unreadable frame, an unknown emotion folder and an empty clip folder.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -31,9 +32,10 @@ import numpy as np
 import pandas as pd
 
 from .._io import atomic_path, atomic_write_json, atomic_write_text
-from . import _xlsx, fields
+from ..release import CLASSES, FACE_DIR
+from . import fields
 
-KINDS = ("negative", "positive", "surprise")
+KINDS = CLASSES  # negative, positive, surprise: the composite's classes, label = index
 # the emotion words each database's own annotation uses for the three classes
 EMOTION_WORDS = {
     "casme2": {"negative": ("disgust", "repression"), "positive": ("happiness",), "surprise": ("surprise",)},
@@ -69,7 +71,7 @@ def intensity_profile(n: int, apex: int) -> np.ndarray:
 
 def release_faces(data_dir: str | os.PathLike | None = None) -> list[Path]:
     """The release's apex faces (real faces: the texture the flow has to track), sorted by name."""
-    from ..data import FACE_DIR, resolve_data_dir
+    from ..data import resolve_data_dir
 
     root = resolve_data_dir(data_dir)
     faces = sorted((root / FACE_DIR).glob("*.jpg"))
@@ -264,7 +266,7 @@ def _write_annotation(database: str, root: Path, truth: pd.DataFrame, fmt: str) 
             take = r["sample"].split("_")[0]
             word = str(r["emotion"]).lower()
             known = word in LABEL_7 and word != "others"
-            l3 = {"negative": 0, "positive": 1, "surprise": 2}[r["kind"]] if known else ""
+            l3 = KINDS.index(r["kind"]) if known else ""
             rows.append([r["subject"], take, r["onset"], r["apex"], r["offset"], "4", "III", r["emotion"],
                          LABEL_7.get(word, ""), l3, f"{r['subject']}/{take}/color/{r['apex']}.jpg",
                          f"{r['subject']}/{take}/color/{r['onset']}.jpg",
@@ -274,15 +276,16 @@ def _write_annotation(database: str, root: Path, truth: pd.DataFrame, fmt: str) 
 
 
 def _write_sheet(path: Path, rows: list[list[Any]], fmt: str) -> None:
+    """Rows (title rows may be shorter) as the only sheet of an .xlsx workbook (openpyxl, through pandas) or a CSV."""
+    width = max(len(r) for r in rows)
+    sheet = pd.DataFrame([list(r) + [None] * (width - len(r)) for r in rows], dtype=object)
     if fmt == "xlsx":
-        _xlsx.write_xlsx(path, rows)
+        buf = io.BytesIO()
+        sheet.to_excel(buf, header=False, index=False, engine="openpyxl")
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(buf.getvalue())
     elif fmt == "csv":
-        import csv
-        import io
-
-        buf = io.StringIO()
-        csv.writer(buf, lineterminator="\n").writerows(rows)
-        atomic_write_text(path, buf.getvalue())
+        atomic_write_text(path, sheet.to_csv(header=False, index=False, lineterminator="\n"))
     else:
         raise ValueError(f"annotation_format must be 'xlsx' or 'csv', got {fmt!r}")
 
