@@ -26,6 +26,8 @@ from typing import Literal
 import cv2
 import numpy as np
 import pandas as pd
+import torch
+import torch.nn.functional as F
 from einops import rearrange
 
 
@@ -216,7 +218,7 @@ def cache_path_for(variant: Variant, data_dir: str | os.PathLike | None) -> Path
 
 
 def model_inputs(samples: pd.DataFrame, maps: np.ndarray, train, image_size: int = MAP_SIZE,
-                 progress: bool = True) -> "torch.Tensor":
+                 progress: bool = True) -> torch.Tensor:
     """The model's inputs (N, 3, image_size, image_size) float32 from the flow maps (N, 28, 28, 3), as `train` (a
     `config.TrainConfig`) asks:
 
@@ -228,9 +230,6 @@ def model_inputs(samples: pd.DataFrame, maps: np.ndarray, train, image_size: int
       say how its 28x28 maps became 20..40 px; this is our choice. Each 14x14 region then spans 2p x 2p pixels, one
       middle-level block.
     """
-    import torch
-    import torch.nn.functional as F
-
     if train.regions == "whole":
         x = np.asarray(maps)
         if x.ndim != 4 or x.shape[1:3] != (MAP_SIZE, MAP_SIZE):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
@@ -58,10 +57,9 @@ def release_dir(data_dir) -> Path:
 @pytest.fixture(scope="session")
 def real_faces(release_dir: Path) -> list[np.ndarray]:
     """Six of the release's real apex faces, grey, 112x112 (spread over the three databases by name order)."""
-    files = sorted((release_dir / "datasets" / "combined_datasets_whole").glob("*.jpg"))
-    picks = files[:: max(1, len(files) // 6)][:6]
-    return [cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (112, 112), interpolation=cv2.INTER_AREA)
-            for f in picks]
+    from htnet_lib.raw.stats import release_faces
+
+    return release_faces(release_dir)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@
 Building several databases into one folder composes them (rows of other datasets are kept), which is how the
 composite release of SMIC + CASME II + SAMM is made: run the command once per database.
 
-Per sample (parallel over samples in worker processes, `workers`; a tqdm bar counts them):
+Per sample (parallel over samples in worker processes, `workers`; a progress bar counts them):
 
 1. read the onset frame; find the face on it with MTCNN (facenet-pytorch, CPU) unless a box is given
    (`face_boxes`: one (x, y, w, h) for all samples, or a dict by "subject/sample"). A detected box is reframed as the
@@ -51,10 +51,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import cv2
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .. import release
-from .._io import HTNetInputError, atomic_path, atomic_write_json, atomic_write_text, git_revision, torch_threads
+from .._io import (HTNetInputError, atomic_path, atomic_write_json, atomic_write_text, git_revision,
+                   progress as progress_bar, torch_threads)
 from ..release import CSV_NAME, FACE_DIR, FLOW_DIR, RELEASE_COLUMNS, flow_name
 from . import apex as apex_mod
 from . import flow as flow_mod
@@ -376,7 +376,7 @@ def build_release(tables: RawTable | Sequence[RawTable], out: str | os.PathLike,
         tasks = todo
     desc = f"{'+'.join(t.database for t in tables)} -> release layout ({method})"
     if workers == 1 or len(tasks) <= 1:
-        with tqdm(total=len(tasks), desc=desc, unit="sample", disable=not progress) as bar:
+        with progress_bar(total=len(tasks), desc=desc, unit="sample", disable=not progress) as bar:
             for task in tasks:
                 results.append(process_sample(task))
                 bar.update(1)
@@ -384,7 +384,7 @@ def build_release(tables: RawTable | Sequence[RawTable], out: str | os.PathLike,
         ctx = _mp_context(need_detector=any(t["box"] is None for t in tasks))
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker) as pool:
             futures = [pool.submit(process_sample, task) for task in tasks]
-            with tqdm(total=len(tasks), desc=desc, unit="sample", disable=not progress) as bar:
+            with progress_bar(total=len(tasks), desc=desc, unit="sample", disable=not progress) as bar:
                 for fut in as_completed(futures):
                     results.append(fut.result())
                     bar.update(1)

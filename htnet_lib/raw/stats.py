@@ -291,6 +291,15 @@ def flow_accuracy(data_dir: str | os.PathLike | None = None, methods: Sequence[s
     return pd.DataFrame(rows)
 
 
+def release_faces(data_dir=None, n: int = 6, size: int = 112) -> list[np.ndarray]:
+    """`n` of the release's real apex faces, grey, `size` px, spread over the three databases by file-name order."""
+    from ..data import resolve_data_dir
+
+    files = sorted((resolve_data_dir(data_dir) / FACE_DIR).glob("*.jpg"))
+    return [cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (size, size), interpolation=cv2.INTER_AREA)
+            for f in files[::max(1, len(files) // n)][:n]]
+
+
 def apex_accuracy(data_dir: str | os.PathLike | None = None, seeds: Sequence[int] = range(12), n_faces: int = 6,
                   size: int = 112, amplitude: float = 2.0, noise: float = 1.0) -> pd.DataFrame:
     """D&C-RoIs apex spotting (§3.1, eq. 1) on sequences with a known apex: one row per sequence.
@@ -301,14 +310,11 @@ def apex_accuracy(data_dir: str | os.PathLike | None = None, seeds: Sequence[int
     grey levels on every frame; one draw per seed. Columns: seed, face, n_frames, apex, found, error (found - apex),
     reached (the share of the apex's motion intensity at the spotted frame), reliable (motion was found).
     """
-    from ..data import resolve_data_dir
     from . import apex as A
     from . import fields as F
     from .synthetic import intensity_profile
 
-    files = sorted((resolve_data_dir(data_dir) / FACE_DIR).glob("*.jpg"))
-    faces = [cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (size, size), interpolation=cv2.INTER_AREA)
-             for f in files[::max(1, len(files) // n_faces)][:n_faces]]
+    faces = release_faces(data_dir, n_faces, size)
     rows = []
     for seed in seeds:
         rng = np.random.default_rng(seed)
