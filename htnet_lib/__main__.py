@@ -65,19 +65,22 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
-    from .reproduce import reproduce
-
     import pandas as pd
 
     from .notebook import figures_dir
+    from .reproduce import reproduce
 
     done = reproduce(args.params, only=args.only or None, out_dir=args.out)
     out = figures_dir(args.params.rstrip("/"))
     print(f"{len(done)} notebooks executed; tables and figures in {out}")
-    t2 = out / "table2.csv"
+    t2 = out / "table2_wide.csv"
     if t2.is_file():  # the main result: UF1/UAR per dataset, ours beside the paper's and the authors'
-        table = pd.read_csv(t2).pivot_table(index="source", columns="scope", values=["UF1", "UAR"], sort=False)
-        print("\nTable 2 (UF1 / UAR, leave-one-subject-out):\n" + table.round(4).to_string())
+        with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 40):
+            table = pd.read_csv(t2).set_index("source")
+            print("\nTable 2 (UF1 / UAR, leave-one-subject-out; ours: mean ± sd [95% interval over subjects]):")
+            for scope in ("Full", "SMIC-HS", "CASME II", "SAMM"):
+                cols = [c for c in table.columns if c.startswith(scope + " ")]
+                print(f"\n{scope}\n" + table[cols].fillna("").to_string())
 
 
 def build_parser() -> argparse.ArgumentParser:

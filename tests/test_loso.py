@@ -350,3 +350,15 @@ def test_run_many_trains_equal_params_once(samples, inputs, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert loso.run_seeds(p.replace(seeds=[0, 1]), samples=samples, X=X) == runs[:2]
+
+
+def test_head_counts_of_equal_width_train_the_same_network(samples, inputs):
+    """One token per block: attention returns its value projection whatever the heads, so head counts with the same
+    width heads * (dim // heads) build the same parameters and train to the same predictions (Fig. 6's 1, 2, 4, 8
+    heads at dim 256 are one model); another width is another model."""
+    X, y = inputs
+    p = config.params_from_dict({**TINY, "folds": ["s01"], "epochs": 2})
+    plan = loso.plan_folds(samples, p.train)
+    one, two, three = (engines.train_loop(X, y, plan, p.replace(heads=h))[0] for h in (1, 2, 3))
+    np.testing.assert_array_equal(one.test_logits, two.test_logits)
+    assert not np.array_equal(one.test_logits, three.test_logits)  # width 15, not 16

@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from htnet_lib import regions
 from htnet_lib._io import HTNetInputError
@@ -76,3 +77,23 @@ def test_cache_grows_and_never_loses_rows(samples, tmp_path, monkeypatch):
     assert list(both["sample"]) == samples["sample"].iloc[[1, 2, 3, 4]].tolist()
     assert both.iloc[0].equals(first.iloc[1])
     assert len(pd.read_csv(regions.cache_path_for("official", samples.attrs["data_dir"]))) == 5
+
+
+def test_model_inputs_table4_geometry_and_whole_face(samples, flow_maps):
+    """Table 4's p-pixel bottom block needs a 4p input: the assembled 28x28 regions are resized (our stated choice);
+    `whole` feeds the 28x28 map itself."""
+    from htnet_lib import config
+
+    tr = config.TrainConfig()
+    x28 = regions.model_inputs(samples, flow_maps, tr, progress=False)
+    for p in (5, 10):
+        x = regions.model_inputs(samples, flow_maps, tr, image_size=4 * p, progress=False)
+        assert x.shape == (442, 3, 4 * p, 4 * p) and x.dtype == torch.float32
+        assert 0 <= x.min() and x.max() <= 255
+        # the same picture at another size: each 14x14 region becomes a 2p x 2p region
+        back = torch.nn.functional.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False, antialias=True)
+        assert (back - x28).abs().mean() < 25
+    whole = regions.model_inputs(samples, flow_maps, config.TrainConfig(regions="whole"), progress=False)
+    assert torch.equal(whole, torch.from_numpy(flow_maps).permute(0, 3, 1, 2).float())
+    scaled = regions.model_inputs(samples, flow_maps, config.TrainConfig(preprocessing="scaled"), progress=False)
+    assert scaled.min() == -1 and scaled.max() == 1
