@@ -19,10 +19,12 @@ Architecture (input ``(B, 3, 28, 28)``; default sizes in brackets)::
 Sources. The authors' original is a MATLAB network (``STSTNet.mat``, a binary file, with ``main.m``) in
 github.com/christy1206/STSTNet; its README shows the layer table only as an image. The same repository holds the
 authors' later PyTorch port, ``main.py`` (class ``STSTNet``, trained with Adam lr 5e-5, batch 256, 800 epochs, per-
-subject weights in ``STSTNet_Weights/*.pth``, log ``STSTNet_python_logfile.txt``: UF1 0.7209, UAR 0.7250). Every
-other public PyTorch version found has exactly that layer stack: tvaranka/meb ``meb/models/me_networks.py``
-(``STSTNet``; MIT licence) and TwelveGJ/STSTNet ``main.py`` (the same plus optional squeeze-excitation blocks). This
-module follows the authors' PyTorch port, the only readable code from the authors:
+subject weights in ``STSTNet_Weights/*.pth``, log ``STSTNet_python_logfile.txt``: UF1 0.7209, UAR 0.7250; it scores
+each held-out subject with the predictions after the last epoch, i.e. loso's ``fixed@800``/``last``, not the epoch
+picked with test labels that HTNet's code uses). Every other public PyTorch version found has exactly that layer
+stack: tvaranka/meb ``meb/models/me_networks.py`` (``STSTNet``; MIT licence) and TwelveGJ/STSTNet ``main.py`` (the
+same plus optional squeeze-excitation blocks). This module follows the authors' PyTorch port, the only readable code
+from the authors:
 
 * **BatchNorm after the ReLU** (``batch_norm=True``). ``batch_norm=False`` gives the plain conv-ReLU-pool stack often
   drawn for the paper (1,651 parameters).
@@ -31,11 +33,12 @@ module follows the authors' PyTorch port, the only readable code from the author
 * **padding 2** on the 3x3 convolutions (30x30 maps), as in the port. The paper's 'same' padding is ``padding=1``
   (28x28 maps); both give 10x10 after the max-pool and 400 features, so the parameter count is the same.
 * Attribute names ``conv1..3``, ``bn1..3``, ``fc`` and the module creation order are the port's, so the state-dict
-  keys match its files and, after the same ``torch.manual_seed``, the initial weights are the ones the port draws
-  (PyTorch default initialisation). Loading the authors' ``.pth`` files has not been tried here.
+  keys match its files and, after the same ``torch.manual_seed``, the initial weights are the ones the port's
+  constructor draws (PyTorch default initialisation). Loading the authors' ``.pth`` files has not been tried here.
 
-The authors' inputs are the same kind of image as the HTNet release (``cv2.imread`` of a 28x28 u/v/strain PNG, so
-channels in OpenCV's (strain, v, u) order, raw 0..255 values); `htnet_lib.loso.prepare_inputs` gives that.
+The authors' inputs are the same kind of image as the HTNet release: ``cv2.imread`` of 28x28 PNGs from a folder named
+``norm_u_v_os``, so (if the PNG's RGB is u, v, strain) channels in OpenCV's (strain, v, u) order with raw 0..255
+values, as `htnet_lib.loso.prepare_inputs` gives them for the release (``preprocessing: official``).
 
 Batched training. Every op is functional and there is no data-dependent Python control flow, so the model runs under
 ``torch.func.stack_module_state`` + ``torch.vmap(functional_call, randomness="different")`` in train mode:
@@ -53,7 +56,7 @@ Batched training. Every op is functional and there is no data-dependent Python c
   trains exactly as it would alone. Equal batches (or ``batch_norm=False``) are exact.
 
 Under vmap with batched weights each convolution becomes a grouped convolution (HTNet avoids this with its
-channels-last Linear layers); with 16 filters of 3x3x3 this costs nothing worth measuring.
+channels-last Linear layers); with 16 filters of 3x3x3 that is cheap (not timed here).
 """
 from __future__ import annotations
 
