@@ -54,7 +54,7 @@ from .config import ModelConfig
 __all__ = [
     "HTNet", "Stage", "Attention", "TransformerLayer", "Hierarchy", "BlockAggregation", "PatchEmbedding",
     "Intermediates", "blockify", "deblockify", "build", "convert_nest_state_dict", "save_weights", "load_weights",
-    "count_parameters", "parameter_count", "flops_per_sample", "flops_by_level", "stage_names", "stage_costs", "region_influence",
+    "count_parameters", "parameter_count", "count_flops", "flops_per_sample", "flops_by_level", "stage_names", "stage_costs", "region_influence",
     "pos_embed_effect", "attention_widths",
 ]
 
@@ -516,34 +516,57 @@ def parameter_count(cfg: ModelConfig) -> int:
         return count_parameters(build(cfg))
 
 
-def _counted_pass(cfg: ModelConfig, train: bool) -> tuple[nn.Module, dict[str, int]]:
-    """One forward (and, when ``train``, backward) pass of one sample on the meta device under
-    ``torch.utils.flop_counter.FlopCounterMode``: FLOPs by module path ('Global' is the total)."""
+def count_flops(model: nn.Module, input_shape: Sequence[int] | None = None, train: bool = True,
+                by_module: bool = False) -> int | dict[str, int]:
+    """FLOPs (multiply-add = 2) for one sample as counted by ``torch.utils.flop_counter.FlopCounterMode``: forward, or
+    forward + backward (weight and activation gradients) when ``train``. Matmuls, convolutions and attention are
+    counted; norms, activations, pooling and the optimiser are not. With ``by_module``, a dict of FLOPs by module path
+    (``'HTNet.stages.0.hierarchy'``; ``'Global'`` is the total): backward ops count for the module that ran them.
+
+    ``input_shape`` is one sample's ``(channels, H, W)``, by default from ``model.cfg``. The model runs through
+    ``functional_call`` on meta-device stand-ins for its parameters and buffers: no memory, no time, and the model's
+    own tensors are left untouched (it may itself live on the meta device).
+    """
     from torch.utils.flop_counter import FlopCounterMode
-    with torch.device("meta"):
-        model = build(cfg)
-        x = torch.zeros(1, cfg.channels, cfg.image_size, cfg.image_size)
+    if input_shape is None:
+        cfg = getattr(model, "cfg", None)
+        if cfg is None:
+            raise HTNetInputError(None, "input_shape", f"needed for a {type(model).__name__} without a cfg")
+        input_shape = (cfg.channels, cfg.image_size, cfg.image_size)
+    state = {k: torch.empty_like(v, device="meta").requires_grad_(v.requires_grad)
+             for k, v in [*model.named_parameters(), *model.named_buffers()]}
+    was_training = model.training
     model.train(train)
-    with FlopCounterMode(display=False) as counter:
-        out = model(x)
-        if train:
-            out.sum().backward()
-    return model, {k: sum(v.values()) for k, v in counter.get_flop_counts().items()}
+    try:
+        x = torch.zeros(1, *input_shape, device="meta")
+        with FlopCounterMode(display=False) as counter:
+            out = torch.func.functional_call(model, state, (x,))
+            if train:
+                out.sum().backward()
+    finally:
+        model.train(was_training)
+    if by_module:
+        return {k: int(sum(v.values())) for k, v in counter.get_flop_counts().items()}
+    return int(counter.get_total_flops())
+
+
+def _meta(cfg: ModelConfig) -> nn.Module:
+    with torch.device("meta"):
+        return build(cfg)
 
 
 def flops_per_sample(cfg: ModelConfig, train: bool = True) -> int:
-    """FLOPs (multiply-add = 2) for one sample as counted by ``torch.utils.flop_counter.FlopCounterMode``: forward, or
-    forward + backward (weight and activation gradients) when ``train``. Counts matmuls, convolutions and attention;
-    norms, activations, pooling and the optimiser are not counted. Runs on the meta device: no memory, no time.
-    One-token blocks skip the query and key projections (see `Attention`), so they are not counted either."""
-    return int(_counted_pass(cfg, train)[1].get("Global", 0))
+    """`count_flops` of the network a config builds (built on the meta device: no memory, no time). One-token blocks
+    skip the query and key projections (see `Attention`), so they are not counted either."""
+    return count_flops(_meta(cfg), train=train)
 
 
 def flops_by_level(cfg: ModelConfig, train: bool = False) -> dict[str, int]:
     """Per-level FLOPs for one sample (forward, or forward + backward when ``train``), keyed by `stage_names`, plus
     ``total``; read from one counted pass (`FlopCounterMode` attributes every op, backward ones included, to the
     module that ran it)."""
-    model, counts = _counted_pass(cfg, train)
+    model = _meta(cfg)
+    counts = count_flops(model, train=train, by_module=True)
     root = type(model).__name__
     paths = {m: n for n, m in model.named_modules()}
     out: dict[str, int] = {}

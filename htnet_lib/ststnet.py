@@ -14,7 +14,7 @@ Architecture (input ``(B, 3, 28, 28)``; default sizes in brackets)::
     2x2 average pool, stride 2               [16 x 5 x 5]
     flatten, linear 400 -> num_classes (logits; the softmax is in the loss)
 
-1,683 parameters (448 conv, 32 BatchNorm, 1,203 linear) and 780,000 FLOPs per sample forward (see `count_flops`).
+1,683 parameters (448 conv, 32 BatchNorm, 1,203 linear) and 780,000 FLOPs per sample forward (`model.count_flops`).
 
 Sources. The authors' original is a MATLAB network (``STSTNet.mat``, a binary file, with ``main.m``) in
 github.com/christy1206/STSTNet; its README shows the layer table only as an image. The same repository holds the
@@ -38,7 +38,7 @@ from the authors:
 
 The authors' inputs are the same kind of image as the HTNet release: ``cv2.imread`` of 28x28 PNGs from a folder named
 ``norm_u_v_os``, so (if the PNG's RGB is u, v, strain) channels in OpenCV's (strain, v, u) order with raw 0..255
-values, as `htnet_lib.loso.prepare_inputs` gives them for the release (``preprocessing: official``).
+values, as `htnet_lib.regions.model_inputs` gives them for the release (``preprocessing: official``).
 
 Batched training. Every op is functional and there is no data-dependent Python control flow, so the model runs under
 ``torch.func.stack_module_state`` + ``torch.vmap(functional_call, randomness="different")`` in train mode:
@@ -51,9 +51,10 @@ Batched training. Every op is functional and there is no data-dependent Python c
   normalise with the statistics of the scored batch itself.)
 * Dropout under ``randomness="different"`` draws an independent mask per model (as separate models do, though not
   the same masks as a given sequential RNG stream).
-* Caveat for an engine that pads folds to a common batch (`htnet_lib.loso.train_batched` does, for folds whose last
-  batch is shorter): in train mode BatchNorm's batch statistics include the padded samples, so such a fold no longer
-  trains exactly as it would alone. Equal batches (or ``batch_norm=False``) are exact.
+* An engine that pads folds to a common batch (`htnet_lib.loso.engines.train_batched` does, for folds whose last
+  batch is shorter) would let padded samples into BatchNorm's batch statistics, so a fold would no longer train as it
+  does alone: the batched engine refuses such a chunk, and `engine: auto` uses the loop for networks with BatchNorm.
+  Built through `htnet_lib.model.build` (``arch: ststnet``), the model carries the run's `ModelConfig` as ``cfg``.
 
 Under vmap with batched weights each convolution becomes a grouped convolution (HTNet avoids this with its
 channels-last Linear layers); with 16 filters of 3x3x3 that is cheap (not timed here).
@@ -61,17 +62,14 @@ channels-last Linear layers); with 16 filters of 3x3x3 that is cheap (not timed 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
-
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call
 
 from ._io import HTNetInputError
 from .model import HTNet
 
-__all__ = ["STSTNet", "STSTNetConfig", "STREAM_CHANNELS", "count_flops"]
+__all__ = ["STSTNet", "STSTNetConfig", "STREAM_CHANNELS"]
 
 STREAM_CHANNELS = (3, 5, 8)  # filters of the three streams
 
@@ -160,33 +158,3 @@ class STSTNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.forward_features(x))
-
-
-def count_flops(model: nn.Module, input_shape: Sequence[int] | None = None, train: bool = True) -> int:
-    """FLOPs (multiply-add = 2) for one sample as counted by ``torch.utils.flop_counter.FlopCounterMode``: forward, or
-    forward + backward (weight and activation gradients) when ``train``. Matmuls and convolutions are counted; norms,
-    activations, pooling and the optimiser are not.
-
-    ``input_shape`` is one sample's shape, ``(channels, H, W)``; by default ``(cfg.channels, cfg.image_size,
-    cfg.image_size)`` from the model's ``cfg``. The model runs through ``functional_call`` on meta-device stand-ins
-    for its parameters and buffers: no memory, no time, no copy, and the model's own tensors are left untouched.
-    """
-    from torch.utils.flop_counter import FlopCounterMode
-    if input_shape is None:
-        cfg = getattr(model, "cfg", None)
-        if cfg is None:
-            raise HTNetInputError(None, "input_shape", f"needed for a {type(model).__name__} without a cfg")
-        input_shape = (cfg.channels, cfg.image_size, cfg.image_size)
-    state = {k: torch.empty_like(v, device="meta").requires_grad_(v.requires_grad)
-             for k, v in [*model.named_parameters(), *model.named_buffers()]}
-    was_training = model.training
-    model.train(train)
-    try:
-        x = torch.zeros(1, *input_shape, device="meta")
-        with FlopCounterMode(display=False) as counter:
-            out = functional_call(model, state, (x,))
-            if train:
-                out.sum().backward()
-    finally:
-        model.train(was_training)
-    return int(counter.get_total_flops())

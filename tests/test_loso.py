@@ -362,3 +362,18 @@ def test_head_counts_of_equal_width_train_the_same_network(samples, inputs):
     one, two, three = (engines.train_loop(X, y, plan, p.replace(heads=h))[0] for h in (1, 2, 3))
     np.testing.assert_array_equal(one.test_logits, two.test_logits)
     assert not np.array_equal(one.test_logits, three.test_logits)  # width 15, not 16
+
+
+def test_ststnet_trains_through_the_same_engines_and_protocols(samples, inputs, tmp_path):
+    """The baseline is one params key away (`arch: ststnet`); a chunk with padded batches is refused by the batched
+    engine (BatchNorm would see the padding); `engine: auto` picks the loop for it."""
+    X, y = inputs
+    p = tiny(tmp_path, arch="ststnet", epochs=2, folds=["s01", "s02"], engine="auto")
+    assert not engines.batchable(p.model) and engines.batchable(tiny(tmp_path).model)
+    run = loso.run_loso(p, samples=samples, X=X)
+    assert run.meta["numerics"]["engine"] == "loop" and run.finished
+    assert set(run.metrics()["protocol"]) == {"paper", "last"}
+    plans = engines.same_batch_count(loso.plan_folds(samples, p.replace(folds=["s01", "sub01", "006"]).train), p)
+    assert len({len(q.train_idx) for q in plans}) > 1  # unequal folds: the shorter ones get padded
+    with pytest.raises(HTNetInputError, match="BatchNorm"):
+        engines.train_batched(X, y, plans, p)

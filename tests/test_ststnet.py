@@ -13,7 +13,8 @@ from torch.func import functional_call, stack_module_state
 from htnet_lib._io import HTNetInputError
 from htnet_lib.config import ModelConfig
 from htnet_lib.model import HTNet, count_parameters, flops_per_sample
-from htnet_lib.ststnet import STSTNet, count_flops
+from htnet_lib.model import count_flops
+from htnet_lib.ststnet import STSTNet
 
 
 def maps_like_data(n: int, seed: int = 0, size: int = 28) -> torch.Tensor:

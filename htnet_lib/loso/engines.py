@@ -151,6 +151,10 @@ def train_batched(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], p
         raise ValueError(f"folds in one batched chunk need equal batches per epoch, got {sorted(n_batches)}")
     evals = eval_epochs(tr)
     models = [init_model(params.model, p.seed).to(device) for p in plans]
+    if has_batch_norm(models[0]) and len({len(p.train_idx) for p in plans}) > 1:
+        raise HTNetInputError(None, "engine", "the batched engine pads the shorter folds' batches, and padded samples "
+                                              "would enter BatchNorm's batch statistics; use engine: loop (engine: "
+                                              "auto does) for a network with BatchNorm")
     stacked, buffers = stack_module_state(models)
     base = copy.deepcopy(models[0]).to("meta")
     del models
@@ -200,6 +204,16 @@ def train_batched(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], p
 
 
 ENGINES: dict[str, Callable[..., list[FoldRecord]]] = {"loop": train_loop, "batched": train_batched}
+
+
+def has_batch_norm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def batchable(cfg: ModelConfig) -> bool:
+    """Whether the batched engine can train this network exactly: no dropout, no BatchNorm."""
+    with torch.device("meta"):
+        return cfg.dropout == 0 and not has_batch_norm(build(cfg))
 
 
 # ---------------------------------------------------------------- device, memory, engine choice
@@ -291,7 +305,7 @@ def calibrate_engine(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan]
     probe = probe_params(params, epochs)
     same = same_batch_count(plans, probe)
     out = {"loop": seconds_per_fold_epoch("loop", X, y, same[:2], probe)}
-    if params.model.dropout == 0:
+    if batchable(params.model):
         for c in chunk_candidates(min(max_chunk, len(same))):
             out[f"batched@{c}"] = seconds_per_fold_epoch("batched", X, y, same[:c], probe)
     atomic_write_json(path, out)
