@@ -38,7 +38,7 @@ import json
 import os
 import re
 from collections import OrderedDict
-from typing import Mapping, NamedTuple
+from typing import Mapping, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
