@@ -16,7 +16,7 @@ setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,cluster]'
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
@@ -27,7 +27,7 @@ reproduce: setup
 
 # Unit tests, then every notebook under nbval with its smoke defaults.
 test: setup
-	HTNET_REQUIRE_DATA=1 $(PY) -m pytest -q
+	HTNET_REQUIRE_DATA=1 HTNET_REQUIRE_RAY=1 $(PY) -m pytest -q
 
 loso: setup
 	$(PY) -m htnet_lib loso --params params/$(PARAMS)/loso.yaml
@@ -36,7 +36,7 @@ fetch: setup
 	$(PY) -m htnet_lib fetch
 
 bench: setup
-	$(PY) -m htnet_lib bench --params params/$(PARAMS)/loso.yaml --raw
+	$(PY) -m htnet_lib bench --study params/$(PARAMS)/bench.yaml
 
 clean:
 	rm -rf $(VENV) runs executed .pytest_cache

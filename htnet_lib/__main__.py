@@ -49,11 +49,9 @@ def cmd_loso(args: argparse.Namespace) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from .config import load_params
     from .studies import bench
 
-    params = load_params(args.params, parse_set(args.set))
-    print(bench.format_report(bench.benchmark(params, epochs=args.epochs, folds=args.folds)))
+    print(bench.format_report(bench.benchmark(args.study)), flush=True)
     if args.raw:
         from .raw import bench as raw_bench
 
@@ -70,6 +68,14 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     from .notebook import figures_dir
     from .reproduce import reproduce
 
+    if args.set:
+        import json
+        import os
+
+        from .config import SESSION_ENV, session_overrides
+
+        os.environ[SESSION_ENV] = json.dumps(parse_set(args.set))
+        session_overrides()  # checked here, before any notebook starts
     done = reproduce(args.params, only=args.only or None, out_dir=args.out)
     out = figures_dir(args.params.rstrip("/"))
     print(f"{len(done)} notebooks executed; tables and figures in {out}")
@@ -105,11 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     lo.add_argument("--name", default="loso", help="prefix of the run folder")
     lo.set_defaults(fn=cmd_loso)
 
-    b = sub.add_parser("bench", help="time the loop and batched engines")
-    b.add_argument("--params", required=True)
-    b.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    b.add_argument("--epochs", type=int, default=3)
-    b.add_argument("--folds", type=int, default=0, help="folds the batched engine trains at once (0: as a run would)")
+    b = sub.add_parser("bench", help="time the engines against this machine's GEMM rate, and Ray end to end")
+    b.add_argument("--study", default="params/quick/bench.yaml", help="a bench file (params/<level>/bench.yaml)")
     b.add_argument("--raw", action="store_true", help="also time the raw-frames pipeline at 640x480")
     b.add_argument("--raw-samples", type=int, default=48)
     b.set_defaults(fn=cmd_bench)
@@ -118,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--params", default="quick", help="smoke, quick, paper, or a params folder")
     r.add_argument("--only", nargs="*", help="notebook number prefixes, e.g. 03 05")
     r.add_argument("--out", help="folder for the executed notebooks (default executed/<level>)")
+    r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a run setting for every notebook (executor=ray, device=cuda, workers=4, ...)")
     r.set_defaults(fn=cmd_reproduce)
 
     from .raw import cli as raw_cli

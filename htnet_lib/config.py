@@ -154,6 +154,11 @@ class RunConfig(Section):
     seeds: Ints = ()  # several seeds: the run repeats per seed (empty: TrainConfig.seed only)
     progress: bool = True
     allow_incomplete: bool = False  # train although the release has images that its CSV does not list
+    executor: Literal["in-process", "ray"] = "in-process"  # where chunks of folds train (loso.executors)
+    ray_address: str = ""  # executor ray: a running cluster ("auto", "ray://host:10001"); empty: a local Ray
+    workers: Annotated[int, Field(ge=0)] = 0  # local Ray: tasks at a time (0: one per CPU core)
+    worker_threads: Annotated[int, Field(ge=1)] = 1  # torch threads of each Ray task
+    gpu_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # share of a GPU a Ray task asks for on CUDA
 
 
 SECTIONS: tuple[type[Section], ...] = (ModelConfig, TrainConfig, RunConfig)
@@ -229,15 +234,43 @@ def read_yaml_mapping(path: str | Path, what: str, known: set[str] | None = None
     return raw
 
 
+SESSION_ENV = "HTNET_SET"  # run settings for every params file of a session (`reproduce --set`), as JSON
+
+
+def session_overrides() -> dict[str, Any]:
+    """Run settings (`RunConfig` keys only: how to run, never what) that `python -m htnet_lib reproduce --set` hands
+    to every notebook through $HTNET_SET."""
+    import os
+
+    text = os.environ.get(SESSION_ENV)
+    if not text:
+        return {}
+    try:
+        out = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise HTNetInputError(f"${SESSION_ENV}", None, f"not JSON: {e}") from None
+    if not isinstance(out, dict):
+        raise HTNetInputError(f"${SESSION_ENV}", None, "must be a JSON object of run keys")
+    for key in out:
+        if key not in RunConfig.model_fields:
+            raise HTNetInputError("--set", key, "reproduce --set takes run settings only (how to run, not what: "
+                                                f"{', '.join(sorted(RunConfig.model_fields))})")
+    return out
+
+
 def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None, extra_keys: tuple[str, ...] = (),
                 overrides_source: str = "--set") -> Params:
     """Read a flat YAML params file (see module docstring). `overrides` win over the file; an error they cause is
-    blamed on `overrides_source` (the command line's `--set`, or a study file's overrides), not on the file."""
+    blamed on `overrides_source` (the command line's `--set`, or a study file's overrides), not on the file. Run
+    settings of the session (`session_overrides`) apply last."""
     raw = read_yaml_mapping(path, "params")
     params = params_from_dict(raw, source=str(path), extra_keys=extra_keys)
     if overrides:
         params = params_from_dict({**raw, **overrides}, source=f"{overrides_source} (over {path})",
                                   extra_keys=extra_keys)
+    session = session_overrides()
+    if session:
+        params = params_from_dict({**params.to_flat(), **session}, source="--set", extra_keys=tuple(params.extra))
     return params
 
 

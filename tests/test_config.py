@@ -80,3 +80,16 @@ def test_set_errors_name_set_not_the_file(tmp_path):
     with pytest.raises(HTNetInputError) as e:  # a bad file is still the file's fault, whatever --set says
         config.load_params(bad_file, config.parse_set(["lr=1.0e-4"]))
     assert e.value.source == str(bad_file)
+
+
+def test_session_run_settings_apply_to_every_params_file(tmp_path, monkeypatch):
+    """`reproduce --set` hands run settings to the notebooks through $HTNET_SET; only run keys are accepted."""
+    path = write(tmp_path, "epochs: 3\n")
+    monkeypatch.setenv(config.SESSION_ENV, '{"executor": "ray", "workers": 4}')
+    p = config.load_params(path)
+    assert (p.run.executor, p.run.workers, p.train.epochs) == ("ray", 4, 3)
+    assert p.fingerprint() == config.params_from_dict({"epochs": 3}).fingerprint()  # run settings name no run
+    monkeypatch.setenv(config.SESSION_ENV, '{"epochs": 5}')
+    with pytest.raises(HTNetInputError, match="run settings only") as e:
+        config.load_params(path)
+    assert e.value.field == "epochs" and e.value.source == "--set"

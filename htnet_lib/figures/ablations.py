@@ -93,6 +93,7 @@ def sweep_summary(results: SweepResults, sweep: str, protocols: tuple[str, ...] 
     for point in sw.points:
         runs = results.runs[(sweep, point.label)]
         info = t[t["label"] == point.label].iloc[0][info_cols].to_dict()
+        info.update({k: _paper_key(point.params.to_flat()[k]) for k in sw.varied})  # the values as set, typed
         info.update({"train_s": float(np.mean([r.train_seconds for r in runs])),
                      "train_s_paper_scale": float(np.mean([r.seconds_per_fold_epoch for r in runs])) * 68 * 800,
                      "hardware": runs[0].hardware,
@@ -136,6 +137,7 @@ def sweep_table(summary: pd.DataFrame, protocol: str = "paper", scopes: tuple[st
     keep = [c for c in s.columns if c in ("label", "block_px", "tokens_per_block", "params", "train_s",
                                           "train_s_paper_scale", "paper_train_s", "hardware", "seeds")
             or c in _varied(s)]
+    keep = [c for c in keep if s[c].notna().any()]
     out = s.drop_duplicates("label").set_index("label")[keep[1:] if keep[0] == "label" else keep].copy()
     for scope in scopes:
         sc = s[s["scope"] == scope].set_index("label")
@@ -143,7 +145,7 @@ def sweep_table(summary: pd.DataFrame, protocol: str = "paper", scopes: tuple[st
             continue
         out[f"{scope} UF1 (ours)"] = [f"{r.UF1:.{digits}f} ± {r.UF1_sd:.{digits - 1}f} [{r.UF1_lo:.{digits - 1}f}, "
                                       f"{r.UF1_hi:.{digits - 1}f}]" for r in sc.itertuples()]
-        if "paper_UF1" in sc:
+        if "paper_UF1" in sc and sc["paper_UF1"].notna().any():
             out[f"{scope} UF1 (paper)"] = sc["paper_UF1"]
             out[f"{scope} UF1 diff"] = sc["diff_UF1"].round(digits)
     full = s[s["scope"] == SCOPES[0]].set_index("label")

@@ -1,17 +1,30 @@
-"""Executors: where the chunks of folds of one or several runs train (the unit of work is one chunk of one run).
+"""Executors: where the chunks of folds of one or several runs train. The unit of work is one chunk of folds of one
+run (`folds.make_chunks`); sweeps and seed lists hand all their runs' chunks over at once (`runs.run_many`).
 
-`in-process` (the default) trains them one after another in this process. `ray` (issue 11) hands each chunk to a
-Ray task. Whatever the placement, a fold's predictions depend only on its params and its seed (`folds.fold_seed`).
+- `in-process` (the default): every chunk in this process, one after another; progress advances epoch by epoch.
+- `ray`: every chunk is a Ray task (https://docs.ray.io). A local Ray is started for the run (`workers` tasks at a
+  time, `worker_threads` torch threads each) unless `ray_address` names a running cluster. On CUDA a task asks for
+  `gpu_fraction` of a GPU, so several chunks can share one. Ray is an optional extra: `pip install -e .[cluster]`.
+
+Whatever the placement, a fold's predictions depend only on its params and its seed (`folds.fold_seed`) and, as for
+any float computation, on the engine and the thread count a chunk runs with; a test checks that a sweep gives the same
+predictions on Ray as in this process. Workers only compute: the driver, which holds every run's lock, writes the
+fold files as tasks finish.
 
 An executor has one method, `run(tasks, done, on_epoch)`: each task is (job, X, y, plans); for each finished task it
-calls `done(task, records, seconds, worker)` in this process, which writes the fold files; `on_epoch(n)` advances the
-progress bar by n fold-epochs.
+calls `done(task, records, seconds, worker)` in this process; `on_epoch(n)` advances the progress bar by n
+fold-epochs.
 """
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import Any, Callable, Sequence
 
+import torch
+
+from .._io import HTNetInputError
 from ..config import RunConfig
 from .engines import ENGINES
 
@@ -35,6 +48,72 @@ class InProcess:
             done(task, records, seconds)
 
 
+def _ray_task(X, y, plans, params, engine: str, threads: int, device: str):
+    """A Ray task: one chunk on `threads` torch threads; returns (records, seconds, worker)."""
+    torch.set_num_threads(threads)
+    records, seconds = train_chunk(X.to(device), y.to(device), plans, params, engine)
+    return records, seconds, f"{socket.gethostname()}:{os.getpid()}"
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise HTNetInputError(None, "executor", "executor: ray needs Ray, an optional extra: pip install -e '.[cluster]' "
+                                                "(or pip install ray)") from None
+    return ray
+
+
+class RayExecutor:
+    """Each chunk a Ray task, on a local Ray started for the run or on the cluster at `ray_address`."""
+
+    name = "ray"
+
+    def __init__(self, run: RunConfig):
+        self.cfg = run
+
+    def run(self, tasks: Sequence[tuple], done: Callable[..., None], on_epoch: Callable[[int], None]) -> None:
+        ray = import_ray()
+        started = not ray.is_initialized()
+        if started:
+            if self.cfg.ray_address:
+                ray.init(address=self.cfg.ray_address, log_to_driver=False)
+            else:
+                cpus = (self.cfg.workers or os.cpu_count() or 1) * self.cfg.worker_threads
+                ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+        try:
+            self._run(ray, tasks, done, on_epoch)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _run(self, ray, tasks, done, on_epoch) -> None:
+        shared: dict[int, Any] = {}  # one object-store copy of each distinct input tensor
+        pending = {}
+        for task in tasks:
+            job, X, y, plans = task
+            for t in (X, y):
+                if id(t) not in shared:
+                    shared[id(t)] = ray.put(t.cpu())
+            gpu = self.cfg.gpu_fraction if job.device.type == "cuda" else 0
+            remote = ray.remote(num_cpus=self.cfg.worker_threads, num_gpus=gpu, max_retries=1)(_ray_task)
+            ref = remote.remote(shared[id(X)], shared[id(y)], plans, job.params, job.engine, self.cfg.worker_threads,
+                                str(job.device))
+            pending[ref] = task
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                task = pending.pop(ref)
+                records, seconds, worker = ray.get(ref)
+                done(task, records, seconds, worker)
+                on_epoch(len(task[3]) * task[0].params.train.epochs)
+
+
 def resolve_executor(run: RunConfig, executor: Any = None) -> Any:
     """The executor a run config asks for (an explicit `executor` object wins)."""
-    return executor if executor is not None else InProcess()
+    if executor is not None:
+        return executor
+    if run.executor == "ray":
+        import_ray()  # a clear message before anything trains
+        return RayExecutor(run)
+    return InProcess()

@@ -1,63 +1,179 @@
-"""Benchmark (not a test): the authors'-style loop against the batched engine on this machine and config.
+"""Benchmark (a script that prints figures, never a test): the engines' speed on this machine, against the machine's
+own fp32 matrix-multiply rate measured in the same run, and Ray against the best in-process engine end to end.
 
-Prints samples/s, seconds per full LOSO (extrapolated from timed epochs to all folds and `epochs`), their ratio,
-FLOPs per training sample and the FLOP/s reached. Timings exclude the first (warm-up) epoch.
+The bench file (`params/<level>/bench.yaml`) is a study file (`studies.spec`): its `configs` sweep lists the
+configurations to time (the level's model, the paper's), and its options say how long to time them. Printed:
+
+1. the GEMM rate: an n x n fp32 matrix product on the run's threads (and on one thread), median of `repeats`;
+2. per configuration and engine (the loop; the batched engine at each chunk size): training samples per second
+   (median of `repeats` timings of `epochs` epochs, the first excluded as warm-up), the time of a full LOSO
+   extrapolated from it, FLOP/s (`model.flops_per_sample` x samples/s) and that as a fraction of the GEMM rate. On a
+   CPU a model above 50 MFLOP per sample (the paper's) is timed once, on one fold (loop) and two (batched);
+3. end to end, side by side in one run (`ray_workers` > 0 and Ray installed): the level's LOSO (seed 0, all folds) and
+   one of its sweeps (`ray_sweep`, seed 0) trained in-process with the best engine found in 2, then on a local Ray
+   with `ray_workers` one-thread workers; wall seconds and their ratio, from empty run folders.
 """
 from __future__ import annotations
 
-from typing import Any
+import os
+import statistics
+import tempfile
+import time
+from typing import Annotated, Any
 
 import numpy as np
 import torch
+from pydantic import Field, StrictInt
 
 from .. import data as data_mod
 from .. import regions
-from ..config import Params
-from ..loso import engines, plan_folds
+from .._io import hardware
+from ..config import Ints, Params, Section
+from ..loso import engines, plan_folds, run_many
 from ..model import flops_per_sample
+from .spec import Study, load_study
+
+Positive = Annotated[StrictInt, Field(gt=0)]
+HEAVY_FLOPS = 50e6  # per training sample: above it (the paper's model) a CPU times one repeat of one or two folds
 
 
-def benchmark(params: Params, epochs: int = 3, folds: int = 0, loop_folds: int = 4) -> dict[str, Any]:
-    """Time both engines for `epochs` epochs: the loop on `loop_folds` folds one after another, the batched engine at
-    each candidate chunk size up to `folds` (0: the largest chunk a run could use); extrapolate to the full LOSO."""
+class BenchOptions(Section):
+    """The bench file's own keys."""
+
+    epochs: Positive = 3  # epochs per timing; the first is warm-up
+    repeats: Positive = 3  # timings per measurement; medians are printed
+    loop_folds: Positive = 2  # folds the loop trains per timing
+    chunks: Ints = (4, 16)  # batched chunk sizes timed
+    gemm_size: Positive = 1024
+    ray_workers: Annotated[StrictInt, Field(ge=0)] = 2  # one-thread Ray workers for the end-to-end comparison; 0: skip
+    ray_study: str = ""  # a study file (beside this one) whose sweep `ray_sweep` is trained end to end
+    ray_sweep: str = ""
+
+
+def gemm_rate(n: int = 1024, threads: int | None = None, seconds: float = 1.0, device: str = "cpu") -> float:
+    """FLOP/s of an n x n fp32 matrix product (2 n^3 FLOPs) on `device` (on a CPU: `threads` torch threads)."""
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        dev = torch.device(device)
+        a, b = torch.randn(n, n, device=dev), torch.randn(n, n, device=dev)
+        for _ in range(3):
+            a @ b
+        engines._sync(dev)
+        t0, k = time.perf_counter(), 0
+        while time.perf_counter() - t0 < seconds:
+            a @ b
+            k += 1
+        engines._sync(dev)
+        return 2 * n ** 3 * k / (time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
+
+
+def engine_timings(params: Params, opts: BenchOptions, samples=None) -> dict[str, Any]:
+    """Samples/s of the loop and of the batched engine at each chunk size for one configuration (medians)."""
     device = engines.resolve_device(params.run.device)
-    if params.run.threads:
-        torch.set_num_threads(params.run.threads)
-    samples = data_mod.load_samples(params.run.data_dir or None)
-    all_plans = plan_folds(samples, params.train)
-    probe = engines.probe_params(params, epochs)
+    samples = data_mod.load_samples(params.run.data_dir or None) if samples is None else samples
+    plans = plan_folds(samples, params.train)
+    probe = engines.probe_params(params, opts.epochs)
     X = regions.model_inputs(samples, data_mod.load_flow_maps(samples), params.train, params.model.image_size,
                              progress=False).to(device)
     y = torch.tensor(samples["label"].to_numpy(), device=device)
-    same = engines.same_batch_count(all_plans, probe)
-    chunk = params.run.fold_chunk or engines.auto_chunk(params.model, params.train.batch_size, device, len(all_plans))
-    timing = {"loop": engines.seconds_per_fold_epoch("loop", X, y, same[:loop_folds], probe)}
-    for c in engines.chunk_candidates(min(folds or chunk, len(same))):
-        timing[f"batched@{c}"] = engines.seconds_per_fold_epoch("batched", X, y, same[:c], probe)
-    n_train = float(np.mean([len(p.train_idx) for p in all_plans]))
-    n_folds, n_epochs = len(all_plans), params.train.epochs
+    same = engines.same_batch_count(plans, probe)
     flops = flops_per_sample(params.model, train=True)
-    out = {
-        "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
-                                 f" ({torch.get_num_threads()} threads)"),
-        "config": f"dim {params.model.dim}, heads {params.model.heads}, block_repeats {params.model.block_repeats}, "
-                  f"batch {params.train.batch_size}, {n_epochs} epochs, {n_folds} folds",
-        "flops_per_training_sample": flops,
-    }
-    out["engines"] = {name: {"samples_per_s": n_train / s, "full_loso_s": s * n_folds * n_epochs,
-                             "flop_per_s": n_train / s * flops} for name, s in timing.items()}
-    best = min((k for k in timing if k != "loop"), key=timing.get)
-    out["best_batched"] = best
-    out["speedup_batched_over_loop"] = timing["loop"] / timing[best]
+    heavy = device.type == "cpu" and flops > HEAVY_FLOPS  # the paper's model on a CPU: timed once, on few folds
+    repeats, loop_folds, chunks = (1, 1, (2,)) if heavy else (opts.repeats, opts.loop_folds, opts.chunks)
+    kinds = {"loop": ("loop", same[:loop_folds])}
+    if engines.batchable(params.model):
+        kinds |= {f"batched@{c}": ("batched", same[:c]) for c in chunks if c <= len(same)}
+    n_train = float(np.mean([len(p.train_idx) for p in plans]))
+    out = {}
+    for name, (engine, chunk) in kinds.items():
+        secs = [engines.seconds_per_fold_epoch(engine, X, y, chunk, probe) for _ in range(repeats)]
+        s = statistics.median(secs)
+        out[name] = {"samples_per_s": n_train / s, "samples_per_s_all": [round(n_train / v) for v in secs],
+                     "full_loso_s": s * len(plans) * params.train.epochs, "flop_per_s": n_train / s * flops}
+    return {"flops_per_sample": flops, "engines": out, "folds": len(plans), "epochs": params.train.epochs}
+
+
+def end_to_end(params_list: list[Params], workers: int, engine: str, chunk: int) -> dict[str, float]:
+    """Wall seconds to train `params_list` from empty run folders: in-process (its engine and chunk) and on a local
+    Ray with `workers` one-thread workers (the loop, a fold per task)."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="htnet-bench-") as tmp:
+        for name, change in (("in-process", dict(engine=engine, fold_chunk=chunk)),
+                             ("ray", dict(executor="ray", workers=workers, worker_threads=1, engine="loop",
+                                          fold_chunk=1))):
+            runs = [p.replace(runs_dir=os.path.join(tmp, name), progress=False, **change) for p in params_list]
+            t0 = time.perf_counter()
+            run_many(runs, progress=False)
+            out[name] = time.perf_counter() - t0
     return out
 
 
+def benchmark(study: Study | str | os.PathLike) -> dict[str, Any]:
+    """Every figure of the module docstring, as a dict (`format_report` prints it)."""
+    study = study if isinstance(study, Study) else load_study(study, BenchOptions)
+    opts: BenchOptions = study.options
+    if study.base.run.threads:
+        torch.set_num_threads(study.base.run.threads)
+    threads = torch.get_num_threads()
+    device = str(engines.resolve_device(study.base.run.device))
+    result: dict[str, Any] = {"hardware": hardware(device), "threads": threads, "ray_workers": opts.ray_workers,
+                              "gemm_flop_per_s": statistics.median(gemm_rate(opts.gemm_size, device=device)
+                                                                   for _ in range(opts.repeats)),
+                              "gemm_flop_per_s_1_thread": gemm_rate(opts.gemm_size, threads=1, device=device),
+                              "configs": {}}
+    samples = data_mod.load_samples(study.base.run.data_dir or None)
+    points = study.sweeps["configs"].points if "configs" in study.sweeps else []
+    for point in points or [None]:
+        p = point.params if point else study.base
+        result["configs"][point.label if point else "base"] = engine_timings(p, opts, samples)
+    if opts.ray_workers:
+        try:
+            from ..loso.executors import import_ray
+            import_ray()
+        except Exception as e:  # noqa: BLE001 - the bench reports what it could not measure
+            result["ray"] = f"not measured: {e}"
+            return result
+        first = result["configs"][next(iter(result["configs"]))]["engines"]
+        best = max(first, key=lambda k: first[k]["samples_per_s"])
+        engine, chunk = ("loop", 1) if best == "loop" else ("batched", int(best.split("@")[1]))
+        base = study.base.replace(seeds=[])
+        result["ray"] = {"best_in_process": best, "loso": end_to_end([base], opts.ray_workers, engine, chunk)}
+        if opts.ray_study and opts.ray_sweep:
+            sweep = load_study(study.path.parent / opts.ray_study).sweeps[opts.ray_sweep]
+            plist = [pt.params.replace(seeds=[]) for pt in sweep.points]
+            result["ray"]["sweep"] = end_to_end(plist, opts.ray_workers, engine, chunk)
+            result["ray"]["sweep_name"] = f"{opts.ray_study}: {opts.ray_sweep} ({len(plist)} points, seed 0)"
+    return result
+
+
 def format_report(r: dict[str, Any]) -> str:
-    lines = [f"device: {r['device']}", f"config: {r['config']}",
-             f"FLOPs per training sample (forward + backward): {r['flops_per_training_sample'] / 1e6:.2f} MFLOP"]
-    for name, e in r["engines"].items():
-        label = "loop (authors' style)" if name == "loop" else f"batched, {name.split('@')[1]} folds at once"
-        lines.append(f"{label:28s}: {e['samples_per_s']:9.0f} samples/s   full LOSO {e['full_loso_s']:9.0f} s"
-                     f"   {e['flop_per_s'] / 1e9:8.1f} GFLOP/s")
-    lines.append(f"best batched ({r['best_batched']}) / loop speed: {r['speedup_batched_over_loop']:.2f}x")
+    gemm = r["gemm_flop_per_s"]
+    lines = [f"hardware: {r['hardware']}",
+             f"fp32 GEMM rate: {gemm / 1e9:.1f} GFLOP/s on {r['threads']} thread(s) "
+             f"({r['gemm_flop_per_s_1_thread'] / 1e9:.1f} on one)"]
+    for name, c in r["configs"].items():
+        lines.append(f"\n{name}: {c['flops_per_sample'] / 1e6:.2f} MFLOP per training sample, "
+                     f"{c['folds']} folds x {c['epochs']} epochs")
+        for eng, e in c["engines"].items():
+            label = "loop (authors' style)" if eng == "loop" else f"batched, {eng.split('@')[1]} folds at once"
+            lines.append(f"  {label:28s} {e['samples_per_s']:9.0f} samples/s  full LOSO {e['full_loso_s']:8.0f} s  "
+                         f"{e['flop_per_s'] / 1e9:6.1f} GFLOP/s = {e['flop_per_s'] / gemm:5.1%} of GEMM  "
+                         f"(timings: {e['samples_per_s_all']})")
+        best = max(c["engines"], key=lambda k: c["engines"][k]["samples_per_s"])
+        if best != "loop":
+            lines.append(f"  best ({best}) / loop: {c['engines'][best]['samples_per_s'] / c['engines']['loop']['samples_per_s']:.2f}x")
+    ray = r.get("ray")
+    if isinstance(ray, str):
+        lines.append(f"\nRay: {ray}")
+    elif ray:
+        for key, what in (("loso", "the LOSO (seed 0)"), ("sweep", ray.get("sweep_name", ""))):
+            if key in ray:
+                t = ray[key]
+                lines.append(f"\nend to end, {what}: in-process ({ray['best_in_process']}) {t['in-process']:.0f} s, "
+                             f"Ray ({r['ray_workers']} one-thread workers, loop) {t['ray']:.0f} s: "
+                             f"Ray / in-process speed {t['in-process'] / t['ray']:.2f}x")
     return "\n".join(lines)
