@@ -5,6 +5,7 @@
   loso       train a LOSO run from a params file and print UF1/UAR per dataset and protocol
   bench      time the authors'-style loop against the batched engine (and the raw-frames pipeline)
   reproduce  run every notebook in order with papermill for one params level (smoke, quick, paper)
+  predict    class probabilities of one micro-expression, from its onset and apex frames or a prepared flow map
 """
 from __future__ import annotations
 
@@ -89,6 +90,28 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
                 print(f"\n{scope}\n" + table[cols].fillna("").to_string())
 
 
+def cmd_predict(args: argparse.Namespace) -> None:
+    import json
+
+    from . import predict
+    from ._io import atomic_write_json
+
+    if bool(args.flow_map) == bool(args.onset or args.apex):
+        raise HTNetInputError("--flow-map", None, "give either --onset and --apex (frames) or --flow-map (and --face)")
+    if not args.flow_map and not (args.onset and args.apex):
+        raise HTNetInputError("--onset" if not args.onset else "--apex", None, "both --onset and --apex are needed")
+    predictor = predict.load(args.weights)
+    result = predict.predict_map(args.flow_map, args.face, predictor) if args.flow_map else \
+        predict.predict_frames(args.onset, args.apex, predictor, method=args.method)
+    for c, p in result["probabilities"].items():
+        print(f"{c:9s} {p:.4f}")
+    print(f"prediction: {result['prediction']} (weights {result['weights']})")
+    if args.json:
+        atomic_write_json(args.json, result)
+    elif args.print_json:
+        print(json.dumps(result, indent=2))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="htnet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -124,6 +147,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a run setting for every notebook (executor=ray, device=cuda, workers=4, ...)")
     r.set_defaults(fn=cmd_reproduce)
+
+    pr = sub.add_parser("predict", help="class probabilities of one micro-expression with trained weights")
+    pr.add_argument("--onset", help="onset frame (any image file)")
+    pr.add_argument("--apex", help="apex frame, the same size as the onset frame")
+    pr.add_argument("--flow-map", help="a prepared 28x28x3 map in the release's format, instead of frames")
+    pr.add_argument("--face", help="the 224x224 apex face of --flow-map (for the landmarks)")
+    pr.add_argument("--weights", help="a .safetensors file written by htnet_lib.predict.save (default: the shipped recipe)")
+    pr.add_argument("--method", default="tvl1", choices=["tvl1", "farneback"], help="optical flow for frames")
+    pr.add_argument("--json", help="write the result as JSON to this file")
+    pr.add_argument("--print-json", action="store_true", help="also print the result as JSON")
+    pr.set_defaults(fn=cmd_predict)
 
     from .raw import cli as raw_cli
 

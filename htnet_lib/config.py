@@ -129,6 +129,12 @@ class TrainConfig(Section):
     fixed_epochs: Ints = ()  # honest protocol: report these epochs (the last one always)
     inner_val_subjects: Annotated[int, Field(ge=0)] = 0  # honest protocol: held-out training subjects pick the epoch
     label_shuffle: bool = False  # audit: train on labels permuted among each fold's training samples
+    # the honest recipe's options (notebook 07); the defaults are the authors' training
+    loss: Literal["ce", "balanced"] = "ce"  # balanced: classes weighted by the inverse of their share in the fold
+    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    mirror: bool = False  # augmentation: each training sample mirrored left-right with probability 1/2, per epoch
+    shift_px: Annotated[int, Field(ge=0, le=4)] = 0  # augmentation: random translation by up to this many pixels
+    swa_start: Annotated[int, Field(ge=0)] = 0  # from this epoch on, outputs come from the weights' running average
     folds: Strs = ()  # subjects to hold out; empty means all subjects
     datasets: Strs = ()  # restrict samples to these datasets; empty means all
 
@@ -137,6 +143,8 @@ class TrainConfig(Section):
         for e in self.fixed_epochs:
             if not 1 <= e <= self.epochs:
                 raise HTNetInputError(None, "fixed_epochs", f"{e} is outside 1..epochs ({self.epochs})")
+        if self.swa_start > self.epochs:
+            raise HTNetInputError(None, "swa_start", f"{self.swa_start} is after the last epoch ({self.epochs})")
         return self
 
 

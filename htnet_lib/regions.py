@@ -86,19 +86,25 @@ def detect_landmarks(samples: pd.DataFrame, variant: Variant = "official", devic
     return pd.DataFrame(rows)
 
 
+def face_landmarks(face_bgr_224: np.ndarray, variant: Variant, mtcnn) -> tuple[np.ndarray, bool]:
+    """One apex face's five landmarks (x, y) on the 28x28 map's scale under `variant`, and whether MTCNN found the face
+    (else the authors' fixed fallback landmarks)."""
+    if variant == "official":
+        pts, _ = detect_official(face_bgr_224, mtcnn)
+    else:
+        pts = detect_corrected(cv2.cvtColor(face_bgr_224, cv2.COLOR_BGR2RGB), mtcnn)
+    return (OFFICIAL_FALLBACK, False) if pts is None else (pts, True)
+
+
 def _detect_rows(samples: pd.DataFrame, variant: Variant, mtcnn, progress: bool) -> list[dict]:
     rows = []
     for subject, sample, path in progress_bar(list(zip(samples["subject"], samples["sample"], samples["face_path"])),
-                                      desc=f"MTCNN landmarks ({variant})", disable=not progress):
-        if variant == "official":
-            bgr = cv2.imread(path, cv2.IMREAD_COLOR)
-            if bgr is None:
-                raise HTNetInputError(path, "face_path", "image missing or unreadable")
-            pts, _ = detect_official(bgr, mtcnn)
-        else:
-            pts = detect_corrected(load_face(path), mtcnn)
-        detected = pts is not None
-        pts = OFFICIAL_FALLBACK if pts is None else pts
+                                              desc=f"MTCNN landmarks ({variant})", disable=not progress):
+        bgr = cv2.imread(path, cv2.IMREAD_COLOR) if variant == "official" else \
+            cv2.cvtColor(load_face(path), cv2.COLOR_RGB2BGR)
+        if bgr is None:
+            raise HTNetInputError(path, "face_path", "image missing or unreadable")
+        pts, detected = face_landmarks(bgr, variant, mtcnn)
         row = {"subject": subject, "sample": sample, "detected": detected}
         for i, (x, y) in enumerate(pts):
             row[f"x{i}"], row[f"y{i}"] = float(x), float(y)
@@ -236,6 +242,12 @@ def model_inputs(samples: pd.DataFrame, maps: np.ndarray, train, image_size: int
             raise HTNetInputError(None, "maps", f"expected (N, 28, 28, C) flow maps, got {x.shape}")
     else:
         x = region_inputs(samples, maps, train.regions, progress=progress)
+    return to_tensor(x, train, image_size)
+
+
+def to_tensor(x: np.ndarray, train, image_size: int = MAP_SIZE) -> torch.Tensor:
+    """Assembled inputs (N, 28, 28, 3) uint8 -> the model's (N, 3, image_size, image_size) float32 tensor: the resize
+    and the preprocessing of `model_inputs`."""
     t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float().contiguous()
     if image_size != MAP_SIZE:
         t = F.interpolate(t, size=(image_size, image_size), mode="bilinear", align_corners=False,

@@ -35,6 +35,7 @@ REQUIRED_COLUMNS: tuple[str, ...] = ("dataset", "sub", "filename_o", "label", "i
 MAP_SIZE = 28
 FLOW_SHAPE = (MAP_SIZE, MAP_SIZE, 3)  # (strain, v, u) as cv2.imread returns them (see htnet_lib.data)
 FACE_SHAPE = (224, 224, 3)
+HORIZONTAL_FLOW_CHANNEL = 2  # u, in OpenCV's (strain, v, u) order: anti-symmetric under a left-right mirror (data.py)
 LABELS: dict[int, str] = {0: "negative", 1: "positive", 2: "surprise"}  # the composite's three classes (§4.1)
 CLASSES: tuple[str, ...] = tuple(LABELS.values())
 

@@ -12,13 +12,14 @@ The names most callers need are re-exported here.
 from .engines import ENGINES, FoldRecord, TrainingDiverged, calibrate_engine, choose_engine, resolve_device
 from .folds import FoldPlan, epoch_batches, eval_epochs, fold_labels, fold_seed, make_chunks, plan_folds
 from .protocols import (PROTOCOLS, Protocol, default_names, epoch_curve, label, parse, pick_epoch, protocol_columns,
-                        protocol_predictions, protocol_scores, register)
-from .runs import DamagedFoldFile, Run, load_records, run_dir_for, run_loso, run_many, run_seeds, seed_summary
+                        protocol_predictions, protocol_probabilities, protocol_scores, register)
+from .runs import (DamagedFoldFile, Run, ensemble_predictions, load_records, run_dir_for, run_loso, run_many, run_seeds,
+                   seed_summary)
 
 __all__ = [
     "ENGINES", "FoldRecord", "TrainingDiverged", "calibrate_engine", "choose_engine", "resolve_device",
     "FoldPlan", "epoch_batches", "eval_epochs", "fold_labels", "fold_seed", "make_chunks", "plan_folds",
     "PROTOCOLS", "Protocol", "default_names", "epoch_curve", "label", "parse", "pick_epoch", "protocol_columns",
-    "protocol_predictions", "protocol_scores", "register",
-    "DamagedFoldFile", "Run", "load_records", "run_dir_for", "run_loso", "run_many", "run_seeds", "seed_summary",
+    "protocol_predictions", "protocol_probabilities", "protocol_scores", "register",
+    "DamagedFoldFile", "Run", "ensemble_predictions", "load_records", "run_dir_for", "run_loso", "run_many", "run_seeds", "seed_summary",
 ]

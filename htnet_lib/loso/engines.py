@@ -26,10 +26,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, stack_module_state
+from torch.optim import swa_utils
 
 from .._io import HTNetInputError, atomic_write_json, cache_dir
 from ..config import ModelConfig, Params
 from ..model import build
+from . import augment
 from .folds import FoldPlan, epoch_batches, eval_epochs, fold_labels
 
 
@@ -92,17 +94,25 @@ def train_loop(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], para
         model = init_model(params.model, plan.seed).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=tr.lr)
         y_fold = fold_labels(plan, y, tr)
+        weights = _weights(y_fold, [plan], tr, params.model.num_classes)
+        swa = Averager(dict(model.named_parameters())) if tr.swa_start else None
         outputs, losses = [], []
         score_idx = torch.as_tensor(np.concatenate([plan.test_idx, plan.inner_idx]), device=device)
         with _fold_rng(plan, device):
             for epoch in range(1, tr.epochs + 1):
                 model.train()
                 total = 0.0
-                for b in epoch_batches(plan, epoch, tr):
+                for k, b in enumerate(epoch_batches(plan, epoch, tr)):
                     bi = torch.as_tensor(b, device=device)
+                    xb = augment.augment(X[bi][None], [plan.seed], [len(b)], epoch, k, tr)[0]
                     opt.zero_grad(set_to_none=True)
                     with autocast(device, params.run.amp):
-                        loss = F.cross_entropy(model(X[bi]).float(), y_fold[bi])
+                        logits = model(xb).float()
+                    if augment.simple_ce(tr):
+                        loss = F.cross_entropy(logits, y_fold[bi])
+                    else:
+                        loss = augment.fold_loss(logits[None], y_fold[bi][None], torch.ones(1, len(b), device=device),
+                                                 weights, tr.label_smoothing)[0]
                     loss.backward()
                     opt.step()
                     value = loss.item()
@@ -110,10 +120,14 @@ def train_loop(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], para
                         raise TrainingDiverged(plan.subject, epoch, value, tr.lr)
                     total += value * len(b)
                 losses.append(total / len(plan.train_idx))
+                if swa is not None and epoch >= tr.swa_start:
+                    swa.update()
                 if epoch in evals:
                     model.eval()
                     with torch.no_grad(), autocast(device, params.run.amp):
-                        outputs.append(model(X[score_idx]).float().cpu().numpy())
+                        scored = model(X[score_idx]) if swa is None or epoch < tr.swa_start else \
+                            functional_call(model, swa.averaged, (X[score_idx],))
+                        outputs.append(scored.float().cpu().numpy())
                 if on_epoch:
                     on_epoch(1)
         out = np.stack(outputs)
@@ -165,6 +179,9 @@ def train_batched(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], p
     forward = torch.vmap(one, in_dims=(0, 0, 0), randomness="error")
     opt = torch.optim.Adam(list(stacked.values()), lr=tr.lr)
     Y = torch.stack([fold_labels(p, y, tr) for p in plans])  # (F, N): each fold's training labels
+    weights = _weights(Y, plans, tr, params.model.num_classes)
+    swa = Averager(stacked) if tr.swa_start else None
+    seeds = [p.seed for p in plans]
     score_idx, _ = _stack([np.concatenate([p.test_idx, p.inner_idx]) for p in plans], device)
     n_train = torch.tensor([len(p.train_idx) for p in plans], device=device, dtype=torch.float32)
     outputs, losses = [], []
@@ -174,11 +191,15 @@ def train_batched(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], p
         total = torch.zeros(len(plans), device=device)
         for k in range(len(batches[0])):
             bi, bm = _stack([b[k] for b in batches], device)
+            xb = augment.augment(X[bi], seeds, [len(b[k]) for b in batches], epoch, k, tr)
             opt.zero_grad(set_to_none=True)
             with autocast(device, params.run.amp):
-                logits = forward(stacked, buffers, X[bi]).float()  # (F, B, classes)
-            ce = F.cross_entropy(logits.flatten(0, 1), Y.gather(1, bi).flatten(), reduction="none").view(bi.shape)
-            per_fold = (ce * bm).sum(1) / bm.sum(1)
+                logits = forward(stacked, buffers, xb).float()  # (F, B, classes)
+            if augment.simple_ce(tr):
+                ce = F.cross_entropy(logits.flatten(0, 1), Y.gather(1, bi).flatten(), reduction="none").view(bi.shape)
+                per_fold = (ce * bm).sum(1) / bm.sum(1)
+            else:
+                per_fold = augment.fold_loss(logits, Y.gather(1, bi), bm, weights, tr.label_smoothing)
             per_fold.sum().backward()
             opt.step()
             total += per_fold.detach() * bm.sum(1)
@@ -187,10 +208,13 @@ def train_batched(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], p
             i = int(np.flatnonzero(~np.isfinite(mean_loss))[0])
             raise TrainingDiverged(plans[i].subject, epoch, float(mean_loss[i]), tr.lr)
         losses.append(mean_loss)
+        if swa is not None and epoch >= tr.swa_start:
+            swa.update()
         if epoch in evals:
             base.eval()
+            weights_now = swa.averaged if swa is not None and epoch >= tr.swa_start else stacked
             with torch.no_grad(), autocast(device, params.run.amp):
-                outputs.append(forward(stacked, buffers, X[score_idx]).float().cpu().numpy())
+                outputs.append(forward(weights_now, buffers, X[score_idx]).float().cpu().numpy())
         if on_epoch:
             on_epoch(len(plans))
     out = np.stack(outputs)  # (E, F, L, classes)
@@ -204,6 +228,33 @@ def train_batched(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], p
 
 
 ENGINES: dict[str, Callable[..., list[FoldRecord]]] = {"loop": train_loop, "batched": train_batched}
+
+
+class Averager:
+    """A running average of weights from `swa_start` on (stochastic weight averaging, `torch.optim.swa_utils`): its
+    `averaged` copy follows `params` (a name -> tensor mapping, one model's or a chunk's stacked weights)."""
+
+    def __init__(self, params: dict[str, torch.Tensor]):
+        self.params = params
+        self.averaged: dict[str, torch.Tensor] | None = None
+        self.count = 0
+        self._update = swa_utils.get_swa_multi_avg_fn()
+
+    def update(self) -> None:
+        if self.averaged is None:
+            self.averaged = {k: v.detach().clone() for k, v in self.params.items()}
+        else:
+            self._update(list(self.averaged.values()), [v.detach() for v in self.params.values()], self.count)
+        self.count += 1
+
+
+def _weights(Y: torch.Tensor, plans: Sequence[FoldPlan], train, num_classes: int) -> torch.Tensor | None:
+    """Per-fold class weights (F, C) of each fold's training labels, for `loss: balanced`; None otherwise."""
+    if train.loss != "balanced":
+        return None
+    Y = Y if Y.dim() == 2 else Y[None].expand(len(plans), -1)
+    return torch.stack([augment.class_weights(Y[i, torch.as_tensor(p.train_idx, device=Y.device)], num_classes)
+                        for i, p in enumerate(plans)])
 
 
 def has_batch_norm(model: nn.Module) -> bool:

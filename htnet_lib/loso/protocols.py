@@ -36,7 +36,7 @@ class FoldView:
     test_labels: np.ndarray | None
 
 
-# (view, argument) -> (predictions for the held-out samples, the epoch they come from or NaN)
+# (view, argument) -> (class probabilities of the held-out samples (n, classes), the epoch they come from or NaN)
 Chooser = Callable[[FoldView, "int | None"], "tuple[np.ndarray, float]"]
 
 
@@ -70,8 +70,14 @@ def pick_epoch(acc: Sequence[float]) -> int:
     return int(len(a) - 1 - np.argmax(a[::-1]))
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
 def _at(view: FoldView, i: int) -> tuple[np.ndarray, float]:
-    return view.test_logits[i].argmax(-1), float(view.epochs[i])
+    return softmax(view.test_logits[i]), float(view.epochs[i])
 
 
 def _paper(view: FoldView, _arg: int | None) -> tuple[np.ndarray, float]:
@@ -96,6 +102,24 @@ def _inner(view: FoldView, _arg: int | None) -> tuple[np.ndarray, float]:
     return _at(view, pick_epoch(acc))
 
 
+def _mean_last(view: FoldView, k: int | None) -> tuple[np.ndarray, float]:
+    return softmax(view.test_logits[-k:]).mean(0), float(view.epochs[-1])
+
+
+def _inner_early_stop(view: FoldView, patience: int | None) -> tuple[np.ndarray, float]:
+    """Walk the evaluated epochs; stop once inner accuracy has not improved for `patience` of them; keep the best."""
+    acc = (view.inner_logits.argmax(-1) == view.inner_labels[None, :]).mean(1)
+    best, since = 0, 0
+    for i in range(1, len(acc)):
+        if acc[i] > acc[best]:
+            best, since = i, 0
+        else:
+            since += 1
+            if since >= patience:
+                break
+    return _at(view, best)
+
+
 def _step(epochs: np.ndarray) -> int:
     return int(np.diff(epochs).min()) if len(epochs) > 1 else 1
 
@@ -109,6 +133,11 @@ register(Protocol("fixed", "epoch {arg}", False, "the predictions after a number
 register(Protocol("inner", "epoch picked on inner subjects", False,
                   "the epoch with the best accuracy on training subjects held out of that fold's training "
                   "(inner_val_subjects), ties to the later epoch", _inner, needs_inner=True))
+register(Protocol("mean", "mean probability of the last {arg} epochs", False,
+                  "the class probabilities averaged over the last k evaluated epochs", _mean_last, takes_arg=True))
+register(Protocol("inner-es", "early stopping on inner subjects (patience {arg})", False,
+                  "training stops once the inner subjects' accuracy has not improved for k evaluated epochs; the best "
+                  "epoch so far is kept (the first of equals)", _inner_early_stop, takes_arg=True, needs_inner=True))
 
 
 def parse(name: str) -> tuple[Protocol, int | None]:
@@ -162,8 +191,8 @@ def protocol_predictions(records: Mapping[str, FoldRecord], samples: pd.DataFram
         for name, (p, arg) in zip(names, parsed):
             if p.needs_inner and not len(i_idx):
                 raise HTNetInputError(None, "inner_val_subjects", f"protocol {name!r} needs inner validation subjects")
-            pred, epoch = p.choose(open_view if p.reads_test_labels else closed_view, arg)
-            cols[name] = np.asarray(pred, dtype=np.int64)
+            probs, epoch = p.choose(open_view if p.reads_test_labels else closed_view, arg)
+            cols[name] = np.asarray(probs).argmax(-1).astype(np.int64)
             cols[f"{name}_epoch"] = np.full(len(t_idx), epoch)
         blocks.append(pd.DataFrame(cols))
     out = pd.concat(blocks).set_index("row").sort_index()
@@ -173,6 +202,27 @@ def protocol_predictions(records: Mapping[str, FoldRecord], samples: pd.DataFram
         if out[f"{name}_epoch"].notna().all():
             out[f"{name}_epoch"] = out[f"{name}_epoch"].astype(np.int64)
     out.attrs["protocols"] = names
+    return out
+
+
+def protocol_probabilities(records: Mapping[str, FoldRecord], samples: pd.DataFrame, name: str) -> pd.DataFrame:
+    """One protocol's class probabilities per held-out sample: dataset, subject, sample, label, p0, p1, p2 (rows in
+    the samples table's order)."""
+    p, arg = parse(name)
+    labels = samples["label"].to_numpy()
+    rows, probs = [], []
+    for r in records.values():
+        t_idx, i_idx = np.asarray(r.test_idx), np.asarray(r.inner_idx, dtype=np.int64)
+        view = FoldView(r.epochs, r.test_logits, r.inner_logits, labels[i_idx],
+                        labels[t_idx] if p.reads_test_labels else None)
+        probs.append(p.choose(view, arg)[0])
+        rows.append(t_idx)
+    idx = np.concatenate(rows)
+    order = np.argsort(idx)
+    out = samples[["dataset", "subject", "sample", "label"]].iloc[idx[order]].reset_index(drop=True)
+    pr = np.concatenate(probs)[order]
+    for c in range(pr.shape[1]):
+        out[f"p{c}"] = pr[:, c]
     return out
 
 

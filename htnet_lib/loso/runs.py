@@ -130,6 +130,17 @@ class Run:
         """UF1/UAR per protocol and scope: protocol, scope, UF1, UAR, n."""
         return self._table("metrics.csv")
 
+    def samples(self) -> pd.DataFrame:
+        """The samples table the run trained on (its release, restricted as its params say)."""
+        p = self.params
+        return _select(data_mod.load_samples(p.run.data_dir or None), p)
+
+    def protocol_predictions(self, names: Sequence[str], samples: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Predictions of any registered protocols, computed from the fold records (for protocols the run did not
+        score when it finished, e.g. `mean@5` or `inner-es@10`)."""
+        samples = self.samples() if samples is None else samples
+        return protocols.protocol_predictions(self.records(), samples, names)
+
     def curve(self) -> pd.DataFrame:
         return self._table("curve.csv")
 
@@ -417,6 +428,20 @@ def _running_scores(job: Job) -> dict[str, str]:
     s_paper = metrics.uf1_uar(preds["label"], preds["paper"])
     s_last = metrics.uf1_uar(preds["label"], preds["last"])
     return {"paper UF1/UAR": f"{s_paper[0]:.3f}/{s_paper[1]:.3f}", "last-epoch": f"{s_last[0]:.3f}/{s_last[1]:.3f}"}
+
+
+def ensemble_predictions(runs: Sequence[Run], protocol: str = "last", samples: pd.DataFrame | None = None
+                         ) -> pd.DataFrame:
+    """One model from several runs (seeds): each held-out sample's class probabilities under `protocol`, averaged over
+    the runs; columns dataset, subject, sample, label, and the prediction under the column `protocol`."""
+    samples = runs[0].samples() if samples is None else samples
+    tables = [protocols.protocol_probabilities(r.records(), samples, protocol) for r in runs]
+    cols = [c for c in tables[0].columns if c.startswith("p") and c[1:].isdigit()]
+    mean = sum(t[cols].to_numpy() for t in tables) / len(tables)
+    out = tables[0][["dataset", "subject", "sample", "label"]].copy()
+    out[protocol] = mean.argmax(1)
+    out.attrs["protocols"] = [protocol]
+    return out
 
 
 def seed_summary(runs: Iterable[Run]) -> pd.DataFrame:
