@@ -139,10 +139,11 @@ def check_complete(samples: pd.DataFrame) -> None:
 
 def _read_image(path: str, expected: tuple[int, int, int], field: str) -> np.ndarray:
     # IMREAD_UNCHANGED: IMREAD_COLOR would silently expand a one-channel (grayscale) image to three equal channels
+    if not os.path.isfile(path):  # before OpenCV, which would print its own warning
+        raise HTNetInputError(path, field, "image missing")
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None:
-        kind = "missing" if not os.path.isfile(path) else "unreadable (not an image, or corrupt)"
-        raise HTNetInputError(path, field, f"image {kind}")
+        raise HTNetInputError(path, field, "image unreadable (not an image, or corrupt)")
     if img.dtype != np.uint8:
         raise HTNetInputError(path, field, f"image is {img.dtype}, expected 8-bit")
     channels = 1 if img.ndim == 2 else img.shape[2]

@@ -77,10 +77,11 @@ def save(model: nn.Module, train: TrainConfig, path: str | os.PathLike, card: di
 
 def read_image(path: str | os.PathLike, field: str) -> np.ndarray:
     """A BGR uint8 image (grey images are expanded); an unreadable or missing file raises naming it."""
+    if not os.path.isfile(path):  # before OpenCV, which would print its own warning
+        raise HTNetInputError(path, field, "image missing")
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
-        kind = "missing" if not os.path.isfile(path) else "unreadable (not an image, or corrupt)"
-        raise HTNetInputError(path, field, f"image {kind}")
+        raise HTNetInputError(path, field, "image unreadable (not an image, or corrupt)")
     return img
 
 

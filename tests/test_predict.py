@@ -1,0 +1,95 @@
+"""`predict` (issue 10): on release samples a prepared map gives exactly the model's own predictions on the same
+inputs; frames go end to end; a missing face, frames of different sizes and unreadable files are one clear error and
+a non-zero exit."""
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from htnet_lib import config, predict, regions
+from htnet_lib._io import HTNetInputError
+from htnet_lib.loso.engines import init_model
+
+ROWS = [0, 150, 309, 441]  # CASME II, SMIC-HS, SAMM samples
+
+
+@pytest.fixture(scope="module", params=["official", "corrected"])
+def weights(request, tmp_path_factory):
+    p = config.params_from_dict({"dim": 16, "heads": 3, "block_repeats": [1, 1, 1], "regions": request.param})
+    path = tmp_path_factory.mktemp("w") / f"tiny-{request.param}.safetensors"
+    predict.save(init_model(p.model, 3).eval(), p.train, path, card={"recipe": "test"})
+    return path, p
+
+
+def run_cli(*args, env_extra=None):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "htnet_lib", "predict", *map(str, args)], capture_output=True,
+                          text=True, env=env)
+
+
+def test_flow_map_prediction_equals_the_models_own(weights, samples, flow_maps):
+    path, p = weights
+    pred = predict.load(path)
+    assert pred.train.regions == p.train.regions and pred.info == {"recipe": "test"}
+    X = regions.model_inputs(samples.iloc[ROWS], flow_maps[ROWS], p.train, progress=False)
+    with torch.no_grad():
+        own = torch.softmax(pred.model(X), -1).numpy()
+    for k, row in enumerate(ROWS):
+        out = predict.predict_map(samples["flow_path"].iloc[row], samples["face_path"].iloc[row], pred)
+        got = np.array([out["probabilities"][c] for c in ("negative", "positive", "surprise")])
+        np.testing.assert_allclose(got, own[k], atol=1e-6)
+        assert out["prediction"] == ("negative", "positive", "surprise")[int(own[k].argmax())]
+
+
+def test_cli_writes_json_and_frames_go_end_to_end(weights, samples, tmp_path):
+    path, _ = weights
+    row = ROWS[2]
+    out = tmp_path / "p.json"
+    r = run_cli("--flow-map", samples["flow_path"].iloc[row], "--face", samples["face_path"].iloc[row],
+                "--weights", path, "--json", out)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    assert abs(sum(result["probabilities"].values()) - 1) < 1e-5 and "prediction:" in r.stdout
+    # frames: the release's apex face pasted on a grey frame, the apex frame moved by a pixel at the mouth
+    face = cv2.imread(samples["face_path"].iloc[row])
+    onset = np.full((320, 320, 3), 120, np.uint8)
+    onset[48:272, 48:272] = face
+    apex = onset.copy()
+    apex[190:230, 100:220] = onset[190:230, 101:221]
+    cv2.imwrite(str(tmp_path / "onset.png"), onset)
+    cv2.imwrite(str(tmp_path / "apex.png"), apex)
+    r = run_cli("--onset", tmp_path / "onset.png", "--apex", tmp_path / "apex.png", "--weights", path, "--print-json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout[r.stdout.index("{"):])["input"]["flow"] == "tvl1"
+
+
+def test_bad_inputs_are_one_clear_error(weights, samples, tmp_path):
+    path, _ = weights
+    blank = np.full((240, 320, 3), 128, np.uint8)
+    cv2.imwrite(str(tmp_path / "blank.png"), blank)
+    cv2.imwrite(str(tmp_path / "small.png"), blank[:200])
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    cases = [
+        (["--onset", tmp_path / "blank.png", "--apex", tmp_path / "blank.png"], "no face found on the onset frame"),
+        (["--onset", tmp_path / "blank.png", "--apex", tmp_path / "small.png"], "differs from the onset"),
+        (["--onset", tmp_path / "broken.png", "--apex", tmp_path / "blank.png"], "broken.png.*unreadable"),
+        (["--onset", tmp_path / "missing.png", "--apex", tmp_path / "blank.png"], "missing.png.*missing"),
+        (["--flow-map", tmp_path / "blank.png", "--face", samples["face_path"].iloc[0]], "shape"),
+        (["--onset", tmp_path / "blank.png"], "--apex"),
+    ]
+    for args, message in cases:
+        r = run_cli(*args, "--weights", path)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        import re
+        assert re.search(message, r.stderr), (message, r.stderr)
+    with pytest.raises(HTNetInputError, match="htnet_train_config"):
+        from htnet_lib.model import save_weights
+        plain = tmp_path / "plain.safetensors"
+        save_weights(init_model(config.ModelConfig(dim=16, block_repeats=(1, 1, 1)), 0), plain)
+        predict.load(plain)
