@@ -75,6 +75,27 @@ def save(model: nn.Module, train: TrainConfig, path: str | os.PathLike, card: di
     return path
 
 
+def train_final(params, samples=None, seed: int | None = None, progress: bool = True) -> nn.Module:
+    """The recipe trained on every sample of the release (no fold, no test data: `epochs` fixed in advance), with the
+    loop engine's exact steps (the same batches, augmentation, loss and averaging as a LOSO fold)."""
+    import numpy as np
+
+    from . import data
+    from .loso.engines import train_loop
+    from .loso.folds import FoldPlan, fold_seed
+
+    samples = data.load_samples(params.run.data_dir or None) if samples is None else samples
+    X = regions.model_inputs(samples, data.load_flow_maps(samples), params.train, params.model.image_size,
+                             progress=progress)
+    y = torch.tensor(samples["label"].to_numpy())
+    seed = params.train.seed if seed is None else seed
+    everything = np.arange(len(samples))
+    plan = FoldPlan("all", "all", everything, np.zeros(0, np.int64), everything[:1], fold_seed(seed, "all"))
+    holder: dict[str, nn.Module] = {}
+    train_loop(X, y, [plan], params, keep_model=holder)
+    return holder["model"].eval()
+
+
 def read_image(path: str | os.PathLike, field: str) -> np.ndarray:
     """A BGR uint8 image (grey images are expanded); an unreadable or missing file raises naming it."""
     if not os.path.isfile(path):  # before OpenCV, which would print its own warning

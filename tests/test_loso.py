@@ -53,9 +53,12 @@ def test_folds(samples):
     assert set(inner.inner_idx).isdisjoint(inner.train_idx) and set(inner.test_idx).isdisjoint(inner.inner_idx)
 
 
-@pytest.mark.parametrize("extra", [{}, {"shuffle": True, "inner_val_subjects": 2, "batch_size": 150, "label_shuffle": True}])
+@pytest.mark.parametrize("extra", [{}, {"shuffle": True, "inner_val_subjects": 2, "batch_size": 150, "label_shuffle": True},
+                                   {"mirror": True, "shift_px": 1}, {"loss": "balanced", "label_smoothing": 0.1},
+                                   {"swa_start": 2, "mirror": True}])
 def test_fold_alone_equals_fold_in_batch(samples, inputs, extra):
-    """The batched engine trains each fold exactly as the loop does: same init, same batches, same predictions."""
+    """The batched engine trains each fold exactly as the loop does: same init, same batches, same predictions; the
+    honest recipe's options (augmentation drawn per fold, weighted or smoothed loss, weight averaging) too."""
     X, y = inputs
     p = config.params_from_dict({**TINY, **extra, "folds": ["sub01", "s03", "006", "s05", "sub07", "020"]})
     plans = loso.plan_folds(samples, p.train)
@@ -70,6 +73,11 @@ def test_fold_alone_equals_fold_in_batch(samples, inputs, extra):
     np.testing.assert_allclose(alone.test_logits, batch.test_logits, rtol=1e-3, atol=1e-3)
     np.testing.assert_allclose(alone.train_loss, batch.train_loss, rtol=1e-4)  # float32 rounding of 0..255 inputs
     assert alone.train_loss[-1] < alone.train_loss[0]  # it learns
+    recipe = {k: v for k, v in extra.items() if k in ("mirror", "shift_px", "loss", "label_smoothing", "swa_start")}
+    if recipe:  # the option changed the training
+        plain = engines.train_loop(X, y, [target], p.replace(mirror=False, shift_px=0, loss="ce", label_smoothing=0.0,
+                                                             swa_start=0))[0]
+        assert not np.allclose(plain.test_logits[-1], alone.test_logits[-1])
 
 
 def test_label_shuffle_keeps_priors_and_test_labels(samples, inputs):

@@ -85,8 +85,9 @@ def _fold_rng(plan: FoldPlan, device: torch.device):
 
 
 def train_loop(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], params: Params,
-               on_epoch: Callable[[int], None] | None = None) -> list[FoldRecord]:
-    """One fold after another, the held-out subject scored after each evaluated epoch."""
+               on_epoch: Callable[[int], None] | None = None, keep_model: dict | None = None) -> list[FoldRecord]:
+    """One fold after another, the held-out subject scored after each evaluated epoch. With `keep_model` (a dict), the
+    last fold's trained model is left there under 'model' (with the averaged weights when `swa_start` is set)."""
     tr, device = params.train, X.device
     evals = eval_epochs(tr)
     records = []
@@ -134,6 +135,10 @@ def train_loop(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], para
         n = len(plan.test_idx)
         records.append(FoldRecord(plan.subject, np.array(evals), plan.test_idx, plan.inner_idx, out[:, :n], out[:, n:],
                                   np.array(losses)))
+        if keep_model is not None:
+            if swa is not None and swa.averaged is not None:
+                model.load_state_dict({**model.state_dict(), **swa.averaged})
+            keep_model["model"] = model
     return records
 
 
