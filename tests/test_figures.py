@@ -150,3 +150,25 @@ def test_stage_costs_paper_config(no_pyplot_leak):
     assert model.stage_costs(ModelConfig(block_repeats=(2, 2, 2))).loc["total", "params"] == 38_968_838
     fig = walkthrough.costs_figure({"paper": c, "small": model.stage_costs(SMALL)})
     assert [ax.get_ylabel() for ax in fig.axes][:1] == ["share of the model's total"]
+
+
+def test_table3_on_a_synthetic_casme3_release(synthetic_db, tmp_path):
+    """Table 3 end to end without the licensed database: a small synthetic CAS(ME)^3 in its own layout is built into a
+    release folder, trained by LOSO and set beside the paper's five rows (notebook 03's `casme3_dir` path)."""
+    from htnet_lib import config, loso
+    from htnet_lib.figures import results
+    from htnet_lib.raw import build, load_database
+
+    db = synthetic_db("casme3")
+    build.build_release(load_database("casme3", db.root), tmp_path / "casme3", face_boxes=db.face_boxes,
+                        flow_size=64, progress=False)
+    p = config.params_from_dict({"dim": 8, "heads": 2, "block_repeats": [1, 1, 1], "epochs": 2, "progress": False,
+                                 "data_dir": str(tmp_path / "casme3"), "runs_dir": str(tmp_path / "runs"),
+                                 "engine": "loop"})
+    run = loso.run_loso(p, name="casme3")
+    assert set(run.metrics()["scope"]) == {"CAS(ME)^3"}  # its own scope; no composite "Full"
+    t3 = results.table3([run], n_boot=50)
+    assert t3["source"].tolist()[:5] == [f"paper: {m}" for m in ("AlexNet", "STSTNet", "RCN", "FeatRef", "HTNet")]
+    ours = t3[t3["protocol"] != ""]
+    assert set(ours["protocol"]) == {"paper", "last"} and ours["UF1"].between(0, 1).all()
+    assert (ours["diff_UF1"] == ours["UF1"] - 0.5767).all()  # against the paper's HTNet on CAS(ME)^3
