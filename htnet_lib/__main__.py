@@ -64,6 +64,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
                   f"face detection and worker start-up included)")
 
 
+def cmd_estimate(args: argparse.Namespace) -> None:
+    from .reproduce import params_dir
+    from .studies.bench import estimate_level
+
+    table = estimate_level(params_dir(args.params))
+    print(f"{args.params}: training and scoring FLOPs per notebook (counted per sample by torch's FLOP counter), and "
+          f"hours at assumed sustained rates\n" + table.to_string(index=False))
+
+
 def cmd_reproduce(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -168,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--raw", action="store_true", help="also time the raw-frames pipeline at 640x480")
     b.add_argument("--raw-samples", type=int, default=48)
     b.set_defaults(fn=cmd_bench)
+
+    e = sub.add_parser("estimate", help="FLOPs and hours of a params level's notebooks (e.g. paper, for a GPU)")
+    e.add_argument("--params", default="paper", help="smoke, quick, paper, honest, or a params folder")
+    e.set_defaults(fn=cmd_estimate)
 
     r = sub.add_parser("reproduce", help="run every notebook in order with papermill")
     r.add_argument("--params", default="quick", help="smoke, quick, paper, or a params folder")

@@ -278,6 +278,8 @@ def test_resume_refuses_other_numerics(samples, inputs, tmp_path):
         loso.run_loso(p.replace(amp=True), samples=samples, X=X)
     resumed = loso.run_loso(p.replace(engine="auto"), samples=samples, X=X)
     assert resumed.finished and [c["engine"] for c in resumed.meta["chunks"]] == ["loop", "loop", "loop"]
+    # a finished run is read whatever the settings now (nothing trains): a study with other run settings finds it
+    assert loso.run_loso(p.replace(engine="batched", amp=True), samples=samples, X=X) == resumed
 
 
 def test_dropout_is_seeded_per_fold(samples, inputs):

@@ -107,3 +107,17 @@ def test_audit_file(tmp_path, base):
     assert study.seeds == (1, 2) and study.base.model.dim == 8 and study.options.guess_epochs == 10
     real, shuffled = audit.run_audit_training(study, progress=False)
     assert [r.seed for r in real] == [1, 2] and len(shuffled) == 1 and shuffled[0].params.train.label_shuffle
+
+
+def test_a_point_may_start_from_another_params_file(tmp_path, base):
+    (tmp_path / "recipe.yaml").write_text(base.read_text() + "regions: whole\nmirror: true\n")
+    f = write(tmp_path, "s.yaml", "base: loso.yaml\nsweeps:\n  c:\n    - {label: baseline}\n"
+                                  "    - {label: recipe, from: recipe.yaml, epochs: 3}\n")
+    study = load_study(f)
+    recipe = study.sweeps["c"].points[1]
+    assert dict(recipe.changes) == {"regions": "whole", "mirror": True, "epochs": 3}
+    assert recipe.params.train.regions == "whole" and recipe.params.train.epochs == 3
+    f.write_text("base: loso.yaml\nsweeps:\n  c:\n    - {label: r, from: nowhere.yaml}\n")
+    with pytest.raises(HTNetInputError, match="not found") as e:
+        load_study(f)
+    assert e.value.field == "sweeps.c[0].from"

@@ -270,13 +270,16 @@ def prepare(params: Params, name: str = "loso", samples: pd.DataFrame | None = N
     data_fp = data_mod.fingerprint(chosen.attrs.get("data_dir"))
     run = Run(run_dir_for(params, data_fp, name))
     meta = read_meta(run.dir / RUN_FILE) if (run.dir / RUN_FILE).exists() else None
+    done = load_records(run.dir, plans) if run.dir.is_dir() else {}
+    todo = [p for p in plans if p.subject not in done]
+    recorded = meta.get("numerics") if meta else None
+    if recorded and not todo:  # a finished run is read whatever the settings now: nothing trains
+        return Job(params, chosen, plans, run, data_fp, meta, [], torch.device(recorded["device"]), recorded["engine"])
     try:
-        device, engine = _numerics(params, meta.get("numerics") if meta else None)
+        device, engine = _numerics(params, recorded)
     except HTNetInputError as e:
         raise HTNetInputError(run.dir / RUN_FILE, e.field, e.problem) from None
-    done = load_records(run.dir, plans) if run.dir.is_dir() else {}
-    job = Job(params, chosen, plans, run, data_fp, meta, [p for p in plans if p.subject not in done], device, engine)
-    return job
+    return Job(params, chosen, plans, run, data_fp, meta, todo, device, engine)
 
 
 def _choose_engine(job: Job, X: torch.Tensor, y: torch.Tensor) -> None:

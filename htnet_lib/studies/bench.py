@@ -177,3 +177,57 @@ def format_report(r: dict[str, Any]) -> str:
                              f"Ray ({r['ray_workers']} one-thread workers, loop) {t['ray']:.0f} s: "
                              f"Ray / in-process speed {t['in-process'] / t['ray']:.2f}x")
     return "\n".join(lines)
+
+
+def estimate_level(params_dir: str | os.PathLike, rates: tuple[float, ...] = (20e12, 100e12)) -> "pd.DataFrame":
+    """What a params level costs, notebook by notebook, from counted FLOPs (`model.flops_per_sample`): training
+    (forward + backward on every fold's training samples, every epoch) and scoring (forward on the held-out and inner
+    samples at every evaluated epoch), summed over the distinct runs each notebook trains (a run another notebook
+    already trained counts once, where it is first trained). Hours at the assumed sustained `rates` (FLOP/s)."""
+    import pandas as pd
+    from pathlib import Path
+
+    from .. import data as data_mod
+    from ..config import load_params
+    from ..loso import eval_epochs, plan_folds
+    from .audit import AuditOptions
+
+    d = Path(params_dir)
+    samples = data_mod.load_samples(load_params(d / "loso.yaml").run.data_dir or None)
+    seen: set[str] = set()
+    folds_cache: dict[tuple, list] = {}
+    rows = []
+
+    def cost(params_list) -> tuple[int, float]:
+        runs, flops = 0, 0.0
+        for p in params_list:
+            key = p.fingerprint()
+            if key in seen:
+                continue
+            seen.add(key)
+            runs += 1
+            fk = (p.train.folds, p.train.datasets, p.train.inner_val_subjects, p.train.seed)
+            plans = folds_cache.setdefault(fk, plan_folds(samples, p.train))
+            train_f, fwd_f = flops_per_sample(p.model, True), flops_per_sample(p.model, False)
+            n_train = sum(len(q.train_idx) for q in plans)
+            n_score = sum(len(q.test_idx) + len(q.inner_idx) for q in plans)
+            flops += n_train * p.train.epochs * train_f + n_score * len(eval_epochs(p.train)) * fwd_f
+        return runs, flops
+
+    loso_p = load_params(d / "loso.yaml")
+    items = [("03 LOSO (Table 2)", [loso_p.replace(seed=s) for s in (loso_p.run.seeds or (loso_p.train.seed,))])]
+    if (d / "ablations.yaml").is_file():
+        items.append(("04 ablations (Tables 4-5, Figs. 5-6)", load_study(d / "ablations.yaml").all_params()))
+    if (d / "audit.yaml").is_file():
+        a = load_study(d / "audit.yaml", AuditOptions)
+        items.append(("05 protocol audit", a.seeded(a.base) + [a.base.replace(seed=s, label_shuffle=True)
+                                                                for s in a.options.label_shuffle_seeds]))
+    if (d / "honest.yaml").is_file():
+        items.append(("07 honest study", load_study(d / "honest.yaml").all_params()))
+    for name, plist in items:
+        runs, flops = cost(plist)
+        row = {"notebook": name, "new runs": runs, "PFLOP": float(f"{flops / 1e15:.3g}")}
+        for r in rates:
+            row[f"hours at {r / 1e12:.0f} TFLOP/s"] = float(f"{flops / r / 3600:.3g}")
+        rows.append(row)
+    return pd.DataFrame(rows)

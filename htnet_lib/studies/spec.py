@@ -19,7 +19,8 @@ sweeps:                      # optional; any name, any params key
 ```
 
 Every point is an ordinary params set, validated with the rest before anything trains; an error names the file and the
-sweep, point and key. The keys a sweep's points set are its `varied` keys: its table shows their values.
+sweep, point and key. The keys a sweep's points set (for a `from` point: the keys where it differs from the base) are
+its `varied` keys: its table shows their values.
 """
 from __future__ import annotations
 
@@ -31,10 +32,11 @@ from typing import Any, Mapping
 from pydantic import BaseModel, ValidationError
 
 from .._io import HTNetInputError
-from ..config import Params, input_error, load_params, params_from_dict, read_yaml_mapping
+from ..config import Params, RunConfig, input_error, load_params, params_from_dict, read_yaml_mapping
 
 STUDY_KEYS = {"base", "overrides", "seeds", "sweeps"}
 SWEEP_KEYS = {"points", "paper", "title"}
+RUN_KEYS = set(RunConfig.model_fields)  # how a run executes: never what a point changes
 
 
 @dataclass(frozen=True)
@@ -124,10 +126,19 @@ def _sweep(path: Path, name: str, body: Any, base: Params) -> Sweep:
     for i, point in enumerate(body):
         if not isinstance(point, Mapping):
             raise HTNetInputError(path, f"{where}[{i}]", "expected a mapping of params keys")
-        changes = {k: v for k, v in point.items() if k != "label"}
+        changes = {k: v for k, v in point.items() if k not in ("label", "from")}
+        start = base.to_flat()
+        if "from" in point:  # another params file beside the study, then this point's keys
+            try:
+                start = load_params(path.parent / str(point["from"])).to_flat()
+            except HTNetInputError as e:
+                raise HTNetInputError(e.source, f"{where}[{i}].from" + (f".{e.field}" if e.field else ""),
+                                      e.problem) from None
+            changes = {k: v for k, v in {**start, **changes}.items() if base.to_flat().get(k) != v
+                       and k not in RUN_KEYS}
         label = str(point.get("label", ", ".join(f"{k}={_show(v)}" for k, v in changes.items())))
         try:
-            params = params_from_dict({**base.to_flat(), **changes}, source=str(path))
+            params = params_from_dict({**start, **changes}, source=str(path))
         except HTNetInputError as e:
             raise HTNetInputError(path, f"{where}[{i}].{e.field}", e.problem) from None
         points.append(Point(name, label, changes, params))
