@@ -126,23 +126,27 @@ def _sweep(path: Path, name: str, body: Any, base: Params) -> Sweep:
     for i, point in enumerate(body):
         if not isinstance(point, Mapping):
             raise HTNetInputError(path, f"{where}[{i}]", "expected a mapping of params keys")
-        changes = {k: v for k, v in point.items() if k not in ("label", "from")}
-        start = base.to_flat()
+        keys = {k: v for k, v in point.items() if k not in ("label", "from")}
+        start, changes = base.to_flat(), keys
         if "from" in point:  # another params file beside the study, then this point's keys
             try:
                 start = load_params(path.parent / str(point["from"])).to_flat()
             except HTNetInputError as e:
                 raise HTNetInputError(e.source, f"{where}[{i}].from" + (f".{e.field}" if e.field else ""),
                                       e.problem) from None
-            changes = {k: v for k, v in {**start, **changes}.items() if base.to_flat().get(k) != v
-                       and k not in RUN_KEYS}
+            changes = {k: v for k, v in {**start, **keys}.items()  # shown: where the point differs from the base
+                       if _same(base.to_flat().get(k)) != _same(v) and k not in RUN_KEYS}
         label = str(point.get("label", ", ".join(f"{k}={_show(v)}" for k, v in changes.items())))
         try:
-            params = params_from_dict({**start, **changes}, source=str(path))
+            params = params_from_dict({**start, **keys}, source=str(path))
         except HTNetInputError as e:
             raise HTNetInputError(path, f"{where}[{i}].{e.field}", e.problem) from None
         points.append(Point(name, label, changes, params))
     return Sweep(name, tuple(points), paper, title)
+
+
+def _same(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
 
 
 def _show(v: Any) -> str:
