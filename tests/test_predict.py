@@ -18,12 +18,21 @@ from htnet_lib.loso.engines import init_model
 ROWS = [0, 150, 309, 441]  # CASME II, SMIC-HS, SAMM samples
 
 
-@pytest.fixture(scope="module", params=["official", "corrected"])
-def weights(request, tmp_path_factory):
-    p = config.params_from_dict({"dim": 16, "heads": 3, "block_repeats": [1, 1, 1], "regions": request.param})
-    path = tmp_path_factory.mktemp("w") / f"tiny-{request.param}.safetensors"
+def tiny_weights(folder, regions_variant):
+    p = config.params_from_dict({"dim": 16, "heads": 3, "block_repeats": [1, 1, 1], "regions": regions_variant})
+    path = folder / f"tiny-{regions_variant}.safetensors"
     predict.save(init_model(p.model, 3).eval(), p.train, path, card={"recipe": "test"})
     return path, p
+
+
+@pytest.fixture(scope="module", params=["official", "corrected", "whole"])
+def any_weights(request, tmp_path_factory):
+    return tiny_weights(tmp_path_factory.mktemp("w"), request.param)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    return tiny_weights(tmp_path_factory.mktemp("w"), "corrected")
 
 
 def run_cli(*args, env_extra=None):
@@ -32,8 +41,8 @@ def run_cli(*args, env_extra=None):
                           text=True, env=env)
 
 
-def test_flow_map_prediction_equals_the_models_own(weights, samples, flow_maps):
-    path, p = weights
+def test_flow_map_prediction_equals_the_models_own(any_weights, samples, flow_maps):
+    path, p = any_weights
     pred = predict.load(path)
     assert pred.train.regions == p.train.regions and pred.info == {"recipe": "test"}
     X = regions.model_inputs(samples.iloc[ROWS], flow_maps[ROWS], p.train, progress=False)
