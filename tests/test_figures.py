@@ -172,3 +172,18 @@ def test_table3_on_a_synthetic_casme3_release(synthetic_db, tmp_path):
     ours = t3[t3["protocol"] != ""]
     assert set(ours["protocol"]) == {"paper", "last"} and ours["UF1"].between(0, 1).all()
     assert (ours["diff_UF1"] == ours["UF1"] - 0.5767).all()  # against the paper's HTNet on CAS(ME)^3
+
+
+def test_forest_figure_colours_rows_by_their_interval(no_pyplot_leak, tmp_path):
+    """A better, a worse and a within-noise candidate: each row gets its own colour and the figure renders (caps once
+    refused a list of colours)."""
+    from htnet_lib.figures import honest, save_figure
+
+    t = pd.DataFrame({"candidate": ["a", "b", "c"], "protocol": ["last"] * 3, "dUF1": [0.05, -0.04, 0.01],
+                      "dUF1_lo": [0.01, -0.08, -0.02], "dUF1_hi": [0.09, -0.01, 0.04],
+                      "exceeds_noise": [True, True, False]})
+    fig = honest.forest_figure(t, "t")
+    points = fig.axes[0].collections[-1].get_facecolors()
+    assert [matplotlib.colors.to_hex(c) for c in points] == [matplotlib.colors.to_hex(c)
+                                                            for c in ("tab:green", "tab:red", "grey")]
+    assert save_figure(fig, "forest", out_dir=tmp_path)[0].stat().st_size > 0

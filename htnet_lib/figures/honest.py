@@ -120,8 +120,9 @@ def forest_figure(table: pd.DataFrame, title: str = "") -> plt.Figure:
     y = np.arange(len(t))[::-1]
     colours = ["tab:green" if (e and d > 0) else "tab:red" if e else "grey"
                for d, e in zip(t["dUF1"], t["exceeds_noise"].astype(bool))]
-    ax.errorbar(t["dUF1"], y, xerr=np.vstack([t["dUF1"] - t["dUF1_lo"], t["dUF1_hi"] - t["dUF1"]]), fmt="none",
-                ecolor=colours, capsize=2)
+    for yi, (_, r), c in zip(y, t.iterrows(), colours):  # one call per row: caps take a single colour
+        ax.errorbar(r["dUF1"], yi, xerr=[[r["dUF1"] - r["dUF1_lo"]], [r["dUF1_hi"] - r["dUF1"]]], fmt="none",
+                    ecolor=c, capsize=2)
     ax.scatter(t["dUF1"], y, color=colours, zorder=3)
     ax.axvline(0, color="black", linewidth=1)
     ax.set_yticks(y, [f"{c} ({protocol_label(p)})" for c, p in zip(t["candidate"], t["protocol"])], fontsize=8)
