@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from htnet_lib import config, predict, regions
-from htnet_lib._io import HTNetInputError
+from htnet_lib._io import REPO_ROOT, HTNetInputError
 from htnet_lib.loso.engines import init_model
 
 ROWS = [0, 150, 309, 441]  # CASME II, SMIC-HS, SAMM samples
@@ -102,3 +102,21 @@ def test_bad_inputs_are_one_clear_error(weights, samples, tmp_path):
         plain = tmp_path / "plain.safetensors"
         save_weights(init_model(config.ModelConfig(dim=16, block_repeats=(1, 1, 1)), 0), plain)
         predict.load(plain)
+
+
+def test_shipped_weights_reload_bit_for_bit_and_match_their_recipe(tmp_path, samples, flow_maps):
+    """The shipped weights: the card's recipe is params/honest/loso.yaml (model and training keys), its honest score
+    is stated with an interval, and saving then loading gives the same tensors and the same probabilities."""
+    shipped = predict.load()
+    recipe = config.load_params(REPO_ROOT / "params/honest/loso.yaml")
+    assert shipped.train == recipe.train and shipped.model.cfg == recipe.model
+    card = shipped.info
+    assert card["params"]["epochs"] == recipe.train.epochs and card["params"]["regions"] == "whole"
+    score = card["honest_loso_full"]
+    assert score["UF1_95"][0] < score["UF1"] < score["UF1_95"][1] and len(score["UF1_per_seed"]) == 5
+    again = predict.load(predict.save(shipped.model, shipped.train, tmp_path / "again.safetensors"))
+    a, b = shipped.model.state_dict(), again.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    X = regions.model_inputs(samples.iloc[ROWS], flow_maps[ROWS], shipped.train, progress=False)
+    with torch.no_grad():
+        assert torch.equal(shipped.model(X), again.model(X))
