@@ -19,7 +19,7 @@ import os
 import statistics
 import tempfile
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
 import torch
@@ -32,6 +32,9 @@ from ..config import Ints, Params, Section
 from ..loso import engines, plan_folds, run_many
 from ..model import flops_per_sample
 from .spec import Study, load_study
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 Positive = Annotated[StrictInt, Field(gt=0)]
 HEAVY_FLOPS = 50e6  # per training sample: above it (the paper's model) a CPU times one repeat of one or two folds
@@ -179,7 +182,7 @@ def format_report(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def estimate_level(params_dir: str | os.PathLike, rates: tuple[float, ...] = (20e12, 100e12)) -> "pd.DataFrame":
+def estimate_level(params_dir: str | os.PathLike, rates: tuple[float, ...] = (20e12, 100e12)) -> pd.DataFrame:
     """What a params level costs, notebook by notebook, from counted FLOPs (`model.flops_per_sample`): training
     (forward + backward on every fold's training samples, every epoch) and scoring (forward on the held-out and inner
     samples at every evaluated epoch), summed over the distinct runs each notebook trains (a run another notebook
