@@ -18,7 +18,7 @@ from ._io import PROGRESS_ENV, REPO_ROOT, HTNetInputError
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 PARAMS_ROOT = REPO_ROOT / "params"
-LEVELS = ("smoke", "quick", "paper")
+LEVELS = ("smoke", "quick", "paper", "honest")  # honest: notebook 07 only (`--only 07`)
 
 
 def notebooks() -> list[Path]:

@@ -93,3 +93,15 @@ def test_session_run_settings_apply_to_every_params_file(tmp_path, monkeypatch):
     with pytest.raises(HTNetInputError, match="run settings only") as e:
         config.load_params(path)
     assert e.value.field == "epochs" and e.value.source == "--set"
+
+
+def test_reproduce_levels_resolve_and_an_unknown_one_is_named(tmp_path):
+    """Every documented level (the README's `--params honest --only 07` included) is a folder of params; an unknown
+    name is one error naming the folder it looked for."""
+    from htnet_lib import reproduce
+
+    for level in reproduce.LEVELS:
+        assert (reproduce.params_dir(level) / "loso.yaml").is_file()
+    assert reproduce.params_dir(str(tmp_path)) == tmp_path.resolve()
+    with pytest.raises(HTNetInputError, match="params folder not found"):
+        reproduce.params_dir("nope")
