@@ -25,8 +25,9 @@ run: reproduce
 reproduce: setup
 	$(PY) -m htnet_lib reproduce --params $(PARAMS)
 
-# Unit tests, then every notebook under nbval with its smoke defaults.
+# Pyflakes rules, then the unit tests and every notebook under nbval with its smoke defaults.
 test: setup
+	$(PY) -m ruff check --select F htnet_lib tests notebooks
 	HTNET_REQUIRE_DATA=1 HTNET_REQUIRE_RAY=1 $(PY) -m pytest -q
 
 loso: setup
