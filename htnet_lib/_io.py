@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+FIGURES_DIR = REPO_ROOT / "figures"  # figures/<level>: what the notebooks write (quick and honest are committed)
 
 
 class HTNetInputError(ValueError):

@@ -11,11 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from ._io import REPO_ROOT, git_revision
+from ._io import FIGURES_DIR, REPO_ROOT, git_revision
 from .config import Params, load_params
 from .reproduce import params_dir as _params_dir
-
-FIGURES_DIR = REPO_ROOT / "figures"
 
 
 def figures_dir(params_dir: str | os.PathLike) -> Path:

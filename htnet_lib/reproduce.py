@@ -3,18 +3,27 @@
 Sources in `notebooks/` stay clean (no outputs); executed copies go to `executed/<level>/` (ignored by git), and the
 figures and tables to `figures/`. A failing cell stops the run and is printed with its traceback.
 
+Provenance: after each notebook, `figures/<level>/provenance.json` records what made the files it wrote there: git
+revision, data fingerprint, the params files' hashes and any `--set`, library versions, hardware, seconds, and the
+sha256 of every output, so a committed table can be traced to the code and data behind it.
+
 Progress: the kernels run with $HTNET_PROGRESS=log, so long steps (a LOSO run, a sweep) write plain text progress
 lines, and papermill streams each kernel's stdout and stderr to this terminal as they come.
 """
 from __future__ import annotations
 
 import contextlib
+import datetime
+import hashlib
+import json
 import os
+import platform
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-from ._io import PROGRESS_ENV, REPO_ROOT, HTNetInputError
+from ._io import FIGURES_DIR, PROGRESS_ENV, REPO_ROOT, HTNetInputError, atomic_write_json, git_revision, hardware
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 PARAMS_ROOT = REPO_ROOT / "params"
@@ -44,10 +53,12 @@ def reproduce(level: str = "quick", only: list[str] | None = None, out_dir: str 
     chosen = [nb for nb in notebooks() if not only or any(nb.name.startswith(o) for o in only)]
     if not chosen:
         raise HTNetInputError(None, "only", f"no notebook matches {only}")
+    record = FIGURES_DIR / pdir.name / PROVENANCE
+    read_provenance(record)  # a damaged record stops the run before any notebook, not after the first
     done = []
     for nb in chosen:
         target = out / nb.name
-        t0 = time.perf_counter()
+        t0, started = time.perf_counter(), time.time()
         print(f"[{nb.name}] running with {pdir.relative_to(REPO_ROOT) if pdir.is_relative_to(REPO_ROOT) else pdir}",
               flush=True)
         try:
@@ -59,9 +70,65 @@ def reproduce(level: str = "quick", only: list[str] | None = None, out_dir: str 
             print(f"\n[{nb.name}] failed in cell {e.exec_count}:\n{e.source}\n\n{e.ename}: {e.evalue}\n"
                   f"(executed copy with the error: {target})", file=sys.stderr)
             raise SystemExit(1) from None
-        print(f"[{nb.name}] done in {time.perf_counter() - t0:.0f} s -> {target}", flush=True)
+        seconds = time.perf_counter() - t0
+        record_provenance(record, nb.name, pdir, started, seconds)
+        print(f"[{nb.name}] done in {seconds:.0f} s -> {target}", flush=True)
         done.append(target)
     return done
+
+
+PROVENANCE = "provenance.json"
+
+
+def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
+    """A level's provenance record, by notebook ({} when there is none yet)."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        rec = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise HTNetInputError(path, None, f"not a provenance record ({e}); delete it to start a new one") from None
+    if not isinstance(rec, dict) or not all(isinstance(v, dict) and isinstance(v.get("outputs"), dict)
+                                            for v in rec.values()):
+        raise HTNetInputError(path, "outputs", "not a provenance record (each notebook needs an 'outputs' mapping); "
+                                               "delete it to start a new one")
+    return rec
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def record_provenance(path: str | os.PathLike, notebook: str, pdir: Path, started: float, seconds: float) -> Path:
+    """Add `notebook`'s entry to the record at `path`: the files in that folder written since `started` (epoch
+    seconds) with their sha256, and what made them. Paths are relative: nothing about the machine but its hardware."""
+    import numpy
+    import torch
+
+    from . import data
+    from .config import SESSION_ENV
+
+    path = Path(path)
+    rec = read_provenance(path)
+    outputs = {p.name: _sha256(p) for p in sorted(path.parent.glob("*"))
+               if p.is_file() and p.name != PROVENANCE and p.stat().st_mtime >= started}
+    try:
+        fingerprint = data.fingerprint()
+    except HTNetInputError:
+        fingerprint = "unknown (no release found)"
+    rec[notebook] = {
+        "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "seconds": round(seconds, 1),
+        "git revision": git_revision(),
+        "data fingerprint": fingerprint,
+        "params": {"folder": pdir.name, "set": json.loads(os.environ.get(SESSION_ENV) or "{}"),
+                   "sha256": {p.name: _sha256(p)[:16] for p in sorted(pdir.glob("*.yaml"))}},
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__},
+        "hardware": hardware(),
+        "outputs": outputs,
+    }
+    return atomic_write_json(path, rec)
 
 
 @contextlib.contextmanager

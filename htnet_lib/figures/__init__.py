@@ -19,9 +19,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .._io import REPO_ROOT, atomic_path
-
-FIGURES_DIR = REPO_ROOT / "figures"
+from .._io import FIGURES_DIR, atomic_path
 
 
 def finish(fig: Figure) -> Figure:

@@ -1,0 +1,82 @@
+"""`reproduce`'s provenance record, and what the committed figures/ may hold (no machine paths, every file traced)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+import subprocess
+
+import pytest
+
+from htnet_lib import reproduce
+from htnet_lib._io import FIGURES_DIR, REPO_ROOT, HTNetInputError
+
+
+def test_record_lists_only_what_the_notebook_wrote_with_hashes_and_relative_names(tmp_path, monkeypatch):
+    out = tmp_path / "figures" / "quick"
+    out.mkdir(parents=True)
+    old = out / "table1_counts.csv"
+    old.write_text("written by an earlier notebook\n")
+    os.utime(old, (1_000_000, 1_000_000))
+    new = out / "table2.csv"
+    new.write_bytes(b"source,UF1\nours,0.5\n")
+    pdir = tmp_path / "params" / "quick"
+    pdir.mkdir(parents=True)
+    (pdir / "loso.yaml").write_text("model:\n  dim: 16\n")
+    monkeypatch.setenv("HTNET_SET", json.dumps({"device": "cpu"}))
+
+    path = reproduce.record_provenance(out / reproduce.PROVENANCE, "03_loso_train.ipynb", pdir, started=2_000_000,
+                                       seconds=12.34)
+    entry = reproduce.read_provenance(path)["03_loso_train.ipynb"]
+    assert entry["outputs"] == {"table2.csv": hashlib.sha256(b"source,UF1\nours,0.5\n").hexdigest()}
+    assert entry["params"] == {"folder": "quick", "set": {"device": "cpu"},
+                               "sha256": {"loso.yaml": hashlib.sha256(b"model:\n  dim: 16\n").hexdigest()[:16]}}
+    assert entry["seconds"] == 12.3
+    assert str(tmp_path) not in path.read_text()
+
+    new.write_text("rewritten\n")  # a second notebook keeps the first one's entry
+    reproduce.record_provenance(path, "04_ablations.ipynb", pdir, started=2_000_000, seconds=1.0)
+    assert set(reproduce.read_provenance(path)) == {"03_loso_train.ipynb", "04_ablations.ipynb"}
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"03_loso_train.ipynb": {"seconds": 1}}'])
+def test_damaged_record_is_named_before_any_notebook_runs(tmp_path, text):
+    bad = tmp_path / reproduce.PROVENANCE
+    bad.write_text(text)
+    with pytest.raises(HTNetInputError, match="provenance.json.*not a provenance record"):
+        reproduce.read_provenance(bad)
+
+
+def _committed_outputs() -> list:
+    listed = subprocess.run(["git", "ls-files", "figures"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+    if not listed.strip():
+        pytest.skip("figures/ is not tracked by git here (not a git checkout)")
+    return [REPO_ROOT / p for p in listed.split()]
+
+
+def test_committed_outputs_hold_no_machine_paths_or_name():
+    """Standards: committed outputs say nothing about the machine but its hardware (issue 8, hole 9)."""
+    absolute = re.compile(r"(?<![\w.])(/(home|root|work|tmp|Users|mnt|opt|var|private)/|[A-Za-z]:\\\\)")
+    host = socket.gethostname()
+    for p in _committed_outputs():
+        if p.suffix in {".csv", ".md", ".json"}:
+            text = p.read_text()
+            assert not absolute.search(text), f"{p.relative_to(REPO_ROOT)}: an absolute path"
+            assert len(host) < 4 or host not in text, f"{p.relative_to(REPO_ROOT)}: this machine's name"
+
+
+def test_committed_quick_figures_are_the_ones_their_record_names():
+    """Every committed file of figures/quick is listed by the notebook that last wrote it, with the same sha256:
+    the tables were made by `reproduce`, and not edited afterwards."""
+    files = [p for p in _committed_outputs() if p.parent == FIGURES_DIR / "quick" and p.name != reproduce.PROVENANCE]
+    rec = reproduce.read_provenance(FIGURES_DIR / "quick" / reproduce.PROVENANCE)
+    assert rec, "figures/quick/provenance.json is missing: run `python -m htnet_lib reproduce --params quick`"
+    for p in files:
+        writers = sorted((e["finished"], nb) for nb, e in rec.items() if p.name in e["outputs"])
+        assert writers, f"figures/quick/{p.name}: no notebook in provenance.json wrote it"
+        last = rec[writers[-1][1]]
+        assert last["outputs"][p.name] == hashlib.sha256(p.read_bytes()).hexdigest(), \
+            f"figures/quick/{p.name} differs from what {writers[-1][1]} wrote"
+        assert last["git revision"] != "unknown" and len(last["data fingerprint"]) == 16
