@@ -70,11 +70,13 @@ def _json_default(o: Any) -> Any:
 
 
 def git_revision(root: Path = REPO_ROOT) -> str:
-    """The project's git commit, with '+dirty' when the work tree has changes; 'unknown' outside git."""
+    """The project's git commit, with '+dirty' when tracked files have changes; 'unknown' outside git.
+
+    Changes under figures/ do not count: they are outputs, and `reproduce` rewrites them while it runs."""
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)figures"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout.strip()
         return rev + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"

@@ -80,3 +80,24 @@ def test_committed_quick_figures_are_the_ones_their_record_names():
         assert last["outputs"][p.name] == hashlib.sha256(p.read_bytes()).hexdigest(), \
             f"figures/quick/{p.name} differs from what {writers[-1][1]} wrote"
         assert last["git revision"] != "unknown" and len(last["data fingerprint"]) == 16
+
+
+def test_git_revision_is_dirty_for_code_changes_but_not_for_regenerated_figures(tmp_path):
+    from htnet_lib._io import git_revision
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "table2.md").write_text("old\n")
+    (tmp_path / "model.py").write_text("dim = 16\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    rev = git_revision(tmp_path)
+    assert re.fullmatch(r"[0-9a-f]{40}", rev)
+    (tmp_path / "figures" / "table2.md").write_text("regenerated\n")
+    assert git_revision(tmp_path) == rev
+    (tmp_path / "model.py").write_text("dim = 32\n")
+    assert git_revision(tmp_path) == rev + "+dirty"
