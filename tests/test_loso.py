@@ -171,6 +171,21 @@ def test_run_is_reproducible_and_complete(samples, tmp_path):
         loso.Run(tmp_path / "nothing").metrics()
 
 
+@pytest.mark.skipif(not (os.environ.get("CXX") or __import__("shutil").which("g++") or __import__("shutil").which("clang++")),
+                    reason="torch.compile's CPU backend needs a C++ compiler")
+def test_compiled_batched_engine_trains_the_same_folds(samples, inputs):
+    """`compile` (what `make bench` times) changes float rounding only: same predictions, logits within 1e-3."""
+    X, y = inputs
+    p = config.params_from_dict({**TINY, "folds": ["sub01", "s03", "006", "s05", "sub07", "020"]})
+    plans = engines.same_batch_count(loso.plan_folds(samples, p.train), p)
+    eager = engines.train_batched(X, y, plans, p)
+    compiled = engines.train_batched(X, y, plans, p, compile=True)
+    for a, b in zip(eager, compiled):
+        np.testing.assert_array_equal(a.test_pred, b.test_pred)
+        np.testing.assert_allclose(a.test_logits, b.test_logits, rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(a.train_loss, b.train_loss, rtol=1e-4)
+
+
 def test_unknown_fold_fails_before_training(samples, tmp_path):
     p = tiny(tmp_path, folds=["s01", "nobody"])
     with pytest.raises(HTNetInputError, match="nobody"):

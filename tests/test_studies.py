@@ -121,3 +121,18 @@ def test_a_point_may_start_from_another_params_file(tmp_path, base):
     with pytest.raises(HTNetInputError, match="not found") as e:
         load_study(f)
     assert e.value.field == "sweeps.c[0].from"
+
+
+def test_bench_report_prints_each_ray_placement_against_in_process():
+    from htnet_lib.studies.bench import format_report
+
+    eng = {"samples_per_s": 10_000.0, "samples_per_s_all": [10_000], "full_loso_s": 80.0, "flop_per_s": 50e9}
+    r = {"hardware": "CPU, 2 thread(s)", "threads": 2, "gemm_flop_per_s": 200e9, "gemm_flop_per_s_1_thread": 100e9,
+         "ray_workers": 2, "configs": {"quick": {"flops_per_sample": 5e6, "folds": 68, "epochs": 30,
+                                                 "engines": {"loop": {**eng, "samples_per_s": 8_000.0},
+                                                             "batched@16": eng}}},
+         "ray": {"best_in_process": "batched@16", "loso": {"in-process": 60.0, "ray": 80.0, "ray-loop": 120.0}}}
+    text = format_report(r)
+    assert "50.0 GFLOP/s = 25.0% of GEMM" in text and "best (batched@16) / loop: 1.25x" in text
+    assert "Ray (2 one-thread workers, batched@16) 80 s: Ray / in-process speed 0.75x" in text
+    assert "Ray (2 one-thread workers, loop) 120 s: Ray / in-process speed 0.50x" in text

@@ -154,12 +154,16 @@ def _stack(arrays: Sequence[np.ndarray], device) -> tuple[torch.Tensor, torch.Te
 
 
 def train_batched(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], params: Params,
-                  on_epoch: Callable[[int], None] | None = None) -> list[FoldRecord]:
+                  on_epoch: Callable[[int], None] | None = None, compile: bool = False) -> list[FoldRecord]:
     """All folds of `plans` trained as one computation (vmap over stacked weights).
 
     Each step takes batch k of every fold, padded to a common length with a mask, so a fold's loss is the mean over
     its own samples only; the summed loss gives each fold exactly its own gradient. Folds must have the same number
     of batches per epoch (`folds.make_chunks` groups them so).
+
+    `compile`: the vmapped forward through `torch.compile` (inductor; on a CPU it needs a C++ compiler). Only the
+    benchmark uses it: on 2 CPU cores it trains faster once compiled, but compiling (about a minute per new shape
+    on a cold cache) costs more than the quick LOSO gains (`make bench` prints both).
     """
     tr, device = params.train, X.device
     if params.model.dropout > 0:
@@ -182,6 +186,8 @@ def train_batched(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], p
         return functional_call(base, (p, b), (x,))
 
     forward = torch.vmap(one, in_dims=(0, 0, 0), randomness="error")
+    if compile:
+        forward = torch.compile(forward)
     opt = torch.optim.Adam(list(stacked.values()), lr=tr.lr)
     Y = torch.stack([fold_labels(p, y, tr) for p in plans])  # (F, N): each fold's training labels
     weights = _weights(Y, plans, tr, params.model.num_classes)
@@ -313,16 +319,16 @@ def _sync(device: torch.device) -> None:
 
 
 def seconds_per_fold_epoch(engine: str, X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan],
-                           params: Params) -> float:
+                           params: Params, **engine_options) -> float:
     """Train `plans` with `engine` for `params.train.epochs` (at least 2) epochs and time every fold's epochs after
-    its first (which pays for initialisation and warm-up)."""
+    its first (which pays for initialisation, warm-up and any compilation)."""
     stamps: list[float] = []
 
     def tick(_n: int) -> None:
         _sync(X.device)
         stamps.append(time.perf_counter())
 
-    ENGINES[engine](X, y, plans, params, on_epoch=tick)
+    ENGINES[engine](X, y, plans, params, on_epoch=tick, **engine_options)
     e = params.train.epochs
     per_fold = np.array(stamps).reshape(-1, e)  # loop: a row per fold; batched: one row for the chunk
     return float((per_fold[:, -1] - per_fold[:, 0]).sum() / (len(plans) * (e - 1)))

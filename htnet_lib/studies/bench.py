@@ -11,7 +11,8 @@ configurations to time (the level's model, the paper's), and its options say how
    CPU a model above 50 MFLOP per sample (the paper's) is timed once, on one fold (loop) and two (batched);
 3. end to end, side by side in one run (`ray_workers` > 0 and Ray installed): the level's LOSO (seed 0, all folds) and
    one of its sweeps (`ray_sweep`, seed 0) trained in-process with the best engine found in 2, then on a local Ray
-   with `ray_workers` one-thread workers; wall seconds and their ratio, from empty run folders.
+   with `ray_workers` one-thread workers running the same engine, and running the loop (a fold per task); wall
+   seconds and their ratios, from empty run folders.
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ class BenchOptions(Section):
     repeats: Positive = 3  # timings per measurement; medians are printed
     loop_folds: Positive = 2  # folds the loop trains per timing
     chunks: Ints = (4, 16)  # batched chunk sizes timed
+    compile: bool = False  # also time the largest chunk with torch.compile, and the compilation itself
     gemm_size: Positive = 1024
     ray_workers: Annotated[StrictInt, Field(ge=0)] = 2  # one-thread Ray workers for the end-to-end comparison; 0: skip
     ray_study: str = ""  # a study file (beside this one) whose sweep `ray_sweep` is trained end to end
@@ -91,23 +93,35 @@ def engine_timings(params: Params, opts: BenchOptions, samples=None) -> dict[str
     if engines.batchable(params.model):
         kinds |= {f"batched@{c}": ("batched", same[:c]) for c in chunks if c <= len(same)}
     n_train = float(np.mean([len(p.train_idx) for p in plans]))
+    options = {name: {} for name in kinds}
+    if opts.compile and not heavy and len(kinds) > 1:
+        biggest = list(kinds)[-1]
+        kinds[biggest + "+compile"] = kinds[biggest]
+        options[biggest + "+compile"] = {"compile": True}
     out = {}
     for name, (engine, chunk) in kinds.items():
-        secs = [engines.seconds_per_fold_epoch(engine, X, y, chunk, probe) for _ in range(repeats)]
+        t0 = time.perf_counter()
+        secs = [engines.seconds_per_fold_epoch(engine, X, y, chunk, probe, **options[name]) for _ in range(repeats)]
+        wall = time.perf_counter() - t0
         s = statistics.median(secs)
         out[name] = {"samples_per_s": n_train / s, "samples_per_s_all": [round(n_train / v) for v in secs],
                      "full_loso_s": s * len(plans) * params.train.epochs, "flop_per_s": n_train / s * flops}
+        if options[name]:  # what the timed epochs leave out: mostly compilation, paid once per shape and process
+            out[name]["overhead_s"] = wall - sum(secs) * len(chunk) * (probe.train.epochs - 1)
     return {"flops_per_sample": flops, "engines": out, "folds": len(plans), "epochs": params.train.epochs}
 
 
 def end_to_end(params_list: list[Params], workers: int, engine: str, chunk: int) -> dict[str, float]:
-    """Wall seconds to train `params_list` from empty run folders: in-process (its engine and chunk) and on a local
-    Ray with `workers` one-thread workers (the loop, a fold per task)."""
+    """Wall seconds to train `params_list` from empty run folders: in-process (its engine and chunk), and on a local
+    Ray with `workers` one-thread workers, once with the same engine and chunk ('ray') and once with the loop, a fold
+    per task ('ray-loop'; skipped when the in-process engine is the loop)."""
+    variants = {"in-process": dict(engine=engine, fold_chunk=chunk),
+                "ray": dict(executor="ray", workers=workers, worker_threads=1, engine=engine, fold_chunk=chunk)}
+    if engine != "loop":
+        variants["ray-loop"] = dict(executor="ray", workers=workers, worker_threads=1, engine="loop", fold_chunk=1)
     out = {}
     with tempfile.TemporaryDirectory(prefix="htnet-bench-") as tmp:
-        for name, change in (("in-process", dict(engine=engine, fold_chunk=chunk)),
-                             ("ray", dict(executor="ray", workers=workers, worker_threads=1, engine="loop",
-                                          fold_chunk=1))):
+        for name, change in variants.items():
             runs = [p.replace(runs_dir=os.path.join(tmp, name), progress=False, **change) for p in params_list]
             t0 = time.perf_counter()
             run_many(runs, progress=False)
@@ -141,7 +155,8 @@ def benchmark(study: Study | str | os.PathLike) -> dict[str, Any]:
             result["ray"] = f"not measured: {e}"
             return result
         first = result["configs"][next(iter(result["configs"]))]["engines"]
-        best = max(first, key=lambda k: first[k]["samples_per_s"])
+        plain = [k for k in first if not k.endswith("+compile")]  # runs do not compile (see engines.train_batched)
+        best = max(plain, key=lambda k: first[k]["samples_per_s"])
         engine, chunk = ("loop", 1) if best == "loop" else ("batched", int(best.split("@")[1]))
         base = study.base.replace(seeds=[])
         result["ray"] = {"best_in_process": best, "loso": end_to_end([base], opts.ray_workers, engine, chunk)}
@@ -163,9 +178,13 @@ def format_report(r: dict[str, Any]) -> str:
                      f"{c['folds']} folds x {c['epochs']} epochs")
         for eng, e in c["engines"].items():
             label = "loop (authors' style)" if eng == "loop" else f"batched, {eng.split('@')[1]} folds at once"
+            label = label.replace("+compile", "") + (", compiled" if eng.endswith("+compile") else "")
             lines.append(f"  {label:28s} {e['samples_per_s']:9.0f} samples/s  full LOSO {e['full_loso_s']:8.0f} s  "
                          f"{e['flop_per_s'] / 1e9:6.1f} GFLOP/s = {e['flop_per_s'] / gemm:5.1%} of GEMM  "
                          f"(timings: {e['samples_per_s_all']})")
+            if "overhead_s" in e:
+                lines.append(f"  {'':28s} + {e['overhead_s']:.0f} s outside the timed epochs (compilation) in "
+                             f"{len(e['samples_per_s_all'])} calls in one process")
         best = max(c["engines"], key=lambda k: c["engines"][k]["samples_per_s"])
         if best != "loop":
             lines.append(f"  best ({best}) / loop: {c['engines'][best]['samples_per_s'] / c['engines']['loop']['samples_per_s']:.2f}x")
@@ -176,9 +195,11 @@ def format_report(r: dict[str, Any]) -> str:
         for key, what in (("loso", "the LOSO (seed 0)"), ("sweep", ray.get("sweep_name", ""))):
             if key in ray:
                 t = ray[key]
-                lines.append(f"\nend to end, {what}: in-process ({ray['best_in_process']}) {t['in-process']:.0f} s, "
-                             f"Ray ({r['ray_workers']} one-thread workers, loop) {t['ray']:.0f} s: "
-                             f"Ray / in-process speed {t['in-process'] / t['ray']:.2f}x")
+                lines.append(f"\nend to end, {what}: in-process ({ray['best_in_process']}) {t['in-process']:.0f} s")
+                for variant, engine in (("ray", ray["best_in_process"]), ("ray-loop", "loop")):
+                    if variant in t:
+                        lines.append(f"  Ray ({r['ray_workers']} one-thread workers, {engine}) {t[variant]:.0f} s: "
+                                     f"Ray / in-process speed {t['in-process'] / t[variant]:.2f}x")
     return "\n".join(lines)
 
 
