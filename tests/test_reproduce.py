@@ -101,3 +101,46 @@ def test_git_revision_is_dirty_for_code_changes_but_not_for_regenerated_figures(
     assert git_revision(tmp_path) == rev
     (tmp_path / "model.py").write_text("dim = 32\n")
     assert git_revision(tmp_path) == rev + "+dirty"
+
+
+def _readme_figure_rows() -> list[tuple[list[str], str]]:
+    """(name patterns, notebook) of each row of the README's table of files in figures/quick."""
+    lines = (REPO_ROOT / "README.md").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| file in `figures/quick/`"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows.append((re.findall(r"`([^`]+)`", cells[0]), cells[-1]))
+    return rows
+
+
+def test_every_committed_quick_file_is_in_the_readme_with_the_notebook_that_wrote_it():
+    """Issue 8, hole 16: the README names each figure's notebook (and `reproduce --only NN` gives it); the provenance
+    record says which notebook wrote each committed file: the two agree."""
+    import fnmatch
+
+    rows = _readme_figure_rows()
+    rec = reproduce.read_provenance(FIGURES_DIR / "quick" / reproduce.PROVENANCE)
+    for p in _committed_outputs():
+        if p.parent != FIGURES_DIR / "quick" or p.name == reproduce.PROVENANCE:
+            continue
+        said = {nb for names, nb in rows for n in names
+                if fnmatch.fnmatch(p.name, n) or fnmatch.fnmatch(p.stem, n) or p.stem == n}
+        assert said, f"figures/quick/{p.name} is not in the README's table of files"
+        wrote = {nb[:2] for nb, e in rec.items() if p.name in e["outputs"]}
+        assert said == wrote, f"figures/quick/{p.name}: README says notebook {said}, provenance.json says {wrote}"
+
+
+def test_progress_in_a_papermill_kernel_is_plain_text_lines(monkeypatch, capsys):
+    """Issue 8, hole 17: under `reproduce` ($HTNET_PROGRESS=log) progress reaches the terminal as text lines on
+    stderr, which papermill streams while a cell runs, instead of a notebook widget."""
+    from htnet_lib._io import PROGRESS_ENV, progress
+
+    monkeypatch.setenv(PROGRESS_ENV, "log")
+    for _ in progress(range(3), desc="LOSO", mininterval=0):
+        pass
+    last = capsys.readouterr().err.rstrip("\n").split("\r")[-1]
+    assert last.startswith("LOSO: 100%|") and "3/3" in last
+    assert len(last) == 100 and set(last.split("|")[1]) == {"#"}  # a fixed-width ASCII line for a log (not 10 columns)
