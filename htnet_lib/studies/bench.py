@@ -179,11 +179,11 @@ def format_report(r: dict[str, Any]) -> str:
         for eng, e in c["engines"].items():
             label = "loop (authors' style)" if eng == "loop" else f"batched, {eng.split('@')[1]} folds at once"
             label = label.replace("+compile", "") + (", compiled" if eng.endswith("+compile") else "")
-            lines.append(f"  {label:28s} {e['samples_per_s']:9.0f} samples/s  full LOSO {e['full_loso_s']:8.0f} s  "
+            lines.append(f"  {label:36s} {e['samples_per_s']:9.0f} samples/s  full LOSO {e['full_loso_s']:8.0f} s  "
                          f"{e['flop_per_s'] / 1e9:6.1f} GFLOP/s = {e['flop_per_s'] / gemm:5.1%} of GEMM  "
                          f"(timings: {e['samples_per_s_all']})")
             if "overhead_s" in e:
-                lines.append(f"  {'':28s} + {e['overhead_s']:.0f} s outside the timed epochs (compilation) in "
+                lines.append(f"  {'':36s} + {e['overhead_s']:.0f} s outside the timed epochs (compilation) in "
                              f"{len(e['samples_per_s_all'])} calls in one process")
         best = max(c["engines"], key=lambda k: c["engines"][k]["samples_per_s"])
         if best != "loop":
