@@ -6,7 +6,8 @@
   bench      time the authors'-style loop against the batched engine (and the raw-frames pipeline)
   reproduce  run every notebook in order with papermill for one params level (smoke, quick, paper)
   predict    class probabilities of one micro-expression, from its onset and apex frames or a prepared flow map
-  train-weights  train a recipe on all 442 samples and write its weights and card (what `predict` ships)
+  train-weights  train a recipe on all 442 samples and write its weights and card (with its 5-seed honest LOSO score)
+  weights    build the shipped recipe's weights from its card (seconds) and check them against its sha256
 """
 from __future__ import annotations
 
@@ -122,9 +123,21 @@ def cmd_predict(args: argparse.Namespace) -> None:
         print(json.dumps(result, indent=2))
 
 
+def cmd_weights(args: argparse.Namespace) -> None:
+    from . import predict
+
+    path, identical = predict.build_shipped(args.out)
+    print(f"weights: {path} ({path.stat().st_size / 1e6:.2f} MB)\n" + (
+        f"tensors identical to the card's (sha256 {predict.tensors_sha256(path)[:16]}...)" if identical else
+        "tensors NOT identical to the card's: float rounding differs on this machine, or the release does (its "
+        "fingerprint must be the card's); the card's honest score describes the recipe, not these bytes"))
+
+
 def cmd_train_weights(args: argparse.Namespace) -> None:
+    import torch
+
     from . import data, loso, metrics, predict
-    from ._io import git_revision
+    from ._io import atomic_write_json, git_revision, hardware
     from .config import load_params
 
     params = load_params(args.params, parse_set(args.set))
@@ -144,7 +157,10 @@ def cmd_train_weights(args: argparse.Namespace) -> None:
                                                                             round(float(score["UAR_hi"]), 4)],
                                  "UF1_per_seed": [round(float(s["UF1"]), 4) for s in per_seed],
                                  "seeds": [r.seed for r in runs], "runs": [r.id for r in runs]}}
-    path = predict.save(model, params.train, args.out, card)
+    path = predict.save(model, params.train, args.out)
+    # the card names the exact bytes it describes, and what made them (`weights` rebuilds and checks them)
+    atomic_write_json(path.with_suffix(".json"), {**card, "tensors_sha256": predict.tensors_sha256(path), "hardware": hardware(),
+                                                  "torch": torch.__version__})
     print(f"weights: {path} ({path.stat().st_size / 1e6:.2f} MB); card: {path.with_suffix('.json')}\n"
           f"honest LOSO (the same recipe, {args.protocol}, {len(runs)} seeds): Full UF1 {score['UF1']:.4f} "
           f"[{score['UF1_lo']:.4f}, {score['UF1_hi']:.4f}], UAR {score['UAR']:.4f}")
@@ -205,10 +221,12 @@ def build_parser() -> argparse.ArgumentParser:
     tw.add_argument("--params", default="params/honest/loso.yaml")
     tw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     tw.add_argument("--protocol", default="last", help="the honest protocol the card's LOSO score uses")
-    from .predict import DEFAULT_WEIGHTS
-
-    tw.add_argument("--out", default=str(DEFAULT_WEIGHTS), help="the .safetensors file to write (a .json card beside it)")
+    tw.add_argument("--out", required=True, help="the .safetensors file to write (a .json card beside it)")
     tw.set_defaults(fn=cmd_train_weights)
+
+    w = sub.add_parser("weights", help="build the shipped recipe's weights from its card and check their sha256")
+    w.add_argument("--out", help="the .safetensors file to write (default: $HTNET_WEIGHTS, or the user cache)")
+    w.set_defaults(fn=cmd_weights)
 
     from .raw import cli as raw_cli
 

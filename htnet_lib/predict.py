@@ -13,6 +13,7 @@ them as JSON with `--json`. Every bad input (an unreadable file, frames of diffe
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -25,12 +26,17 @@ import torch
 from torch import nn
 
 from . import regions, release
-from ._io import HTNetInputError
+from ._io import HTNetInputError, atomic_write_json, cache_dir
 from .config import TrainConfig
 from .model import load_weights, read_weights_metadata
 
-WEIGHTS_DIR = Path(__file__).with_name("weights")
-DEFAULT_WEIGHTS = WEIGHTS_DIR / "htnet-honest.safetensors"
+CARD = Path(__file__).with_name("weights") / "htnet-honest.json"  # the shipped recipe's card (the weights are built)
+WEIGHTS_ENV = "HTNET_WEIGHTS"
+
+
+def default_weights() -> Path:
+    """Where the shipped recipe's weights are built and looked for: $HTNET_WEIGHTS, or the user cache."""
+    return Path(os.environ.get(WEIGHTS_ENV) or cache_dir() / "weights" / "htnet-honest.safetensors")
 
 
 @dataclass
@@ -44,9 +50,14 @@ class Predictor:
 
 
 def load(weights: str | os.PathLike | None = None) -> Predictor:
-    """Load weights (default: the shipped recipe) safely (safetensors) with the training settings stored beside them
-    (`htnet_train_config` in the metadata: how inputs must be prepared)."""
-    path = Path(weights) if weights else DEFAULT_WEIGHTS
+    """Load weights (default: the shipped recipe, built by `build_shipped`) safely (safetensors) with the training
+    settings stored beside them (`htnet_train_config` in the metadata: how inputs must be prepared)."""
+    path = Path(weights) if weights else default_weights()
+    if not weights and not path.is_file():
+        raise HTNetInputError(path, None, "the shipped recipe's weights are not built yet: `python -m htnet_lib "
+                                          "weights` trains them from the release in seconds and checks them against "
+                                          f"the tensors' sha256 in {CARD.name} (or set ${WEIGHTS_ENV} to a weights "
+                                          "file)")
     meta = read_weights_metadata(path)
     if "htnet_train_config" not in meta:
         raise HTNetInputError(path, "htnet_train_config", "the weights do not say how their inputs were prepared "
@@ -62,10 +73,17 @@ def load(weights: str | os.PathLike | None = None) -> Predictor:
     return Predictor(load_weights(path).eval(), train, str(path), info)
 
 
+def shipped() -> Predictor:
+    """The shipped recipe, built first (`build_shipped`, a few seconds; it needs the release) when it is missing."""
+    if not default_weights().is_file():
+        path, identical = build_shipped(progress=False)
+        print(f"built {path}: tensors {'identical to' if identical else 'NOT identical to'} the card's")
+    return load()
+
+
 def save(model: nn.Module, train: TrainConfig, path: str | os.PathLike, card: dict[str, Any] | None = None) -> Path:
     """Write weights for `load`: safetensors with the model config and the training settings, and (given `card`) a
     JSON card beside them (config, data fingerprint, git revision, scores...)."""
-    from ._io import atomic_write_json
     from .model import save_weights
 
     path = Path(path)
@@ -73,6 +91,35 @@ def save(model: nn.Module, train: TrainConfig, path: str | os.PathLike, card: di
     if card is not None:
         atomic_write_json(path.with_suffix(".json"), card)
     return path
+
+
+def tensors_sha256(path: str | os.PathLike) -> str:
+    """sha256 over a weights file's tensors (names, dtypes, shapes, bytes, in name order). Not of the file: safetensors
+    writes its metadata in an arbitrary order, so equal weights can be different files."""
+    from safetensors.torch import load_file
+
+    digest = hashlib.sha256()
+    for name, t in sorted(load_file(str(path)).items()):
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        digest.update(t.contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def build_shipped(dest: str | os.PathLike | None = None, samples=None, progress: bool = True) -> tuple[Path, bool]:
+    """Train the shipped recipe from its card (params, seed; all samples, fixed epochs: a few seconds on a CPU) and
+    write it with the card beside it. Returns (path, identical): whether the tensors match the card's sha256. They do
+    with the hardware and torch the card names (the training is deterministic there); elsewhere rounding may differ."""
+    from .config import params_from_dict
+
+    card = json.loads(CARD.read_text())
+    params = params_from_dict(card["params"], source=str(CARD)).replace(seeds=[], progress=progress)
+    model = train_final(params, samples, seed=card["seed"], progress=progress)
+    path = Path(dest) if dest else default_weights()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save(model, params.train, path)
+    identical = tensors_sha256(path) == card["tensors_sha256"]
+    atomic_write_json(path.with_suffix(".json"), card)
+    return path, identical
 
 
 def train_final(params, samples=None, seed: int | None = None, progress: bool = True) -> nn.Module:

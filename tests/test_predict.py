@@ -104,14 +104,21 @@ def test_bad_inputs_are_one_clear_error(weights, samples, tmp_path):
         predict.load(plain)
 
 
-def test_shipped_weights_reload_bit_for_bit_and_match_their_recipe(tmp_path, samples, flow_maps):
-    """The shipped weights: the card's recipe is params/honest/loso.yaml (model and training keys), its honest score
-    is stated with an interval, and saving then loading gives the same tensors and the same probabilities."""
-    shipped = predict.load()
+def test_shipped_weights_rebuild_from_their_card_bit_for_bit(tmp_path, samples, flow_maps):
+    """Git holds the card, not the weights: `build_shipped` trains the card's recipe (params/honest/loso.yaml) and, on
+    the hardware and torch the card names, gives exactly the tensors its sha256 names; its honest score is stated with an
+    interval; saving then loading gives the same tensors and the same probabilities."""
+    from htnet_lib._io import hardware
+
+    path, identical = predict.build_shipped(tmp_path / "shipped.safetensors", samples, progress=False)
+    shipped = predict.load(path)
     recipe = config.load_params(REPO_ROOT / "params/honest/loso.yaml")
     assert shipped.train == recipe.train and shipped.model.cfg == recipe.model
     card = shipped.info
-    assert card["params"]["epochs"] == recipe.train.epochs and card["params"]["regions"] == "whole"
+    assert card == json.loads(predict.CARD.read_text()) and card["params"]["regions"] == "whole"
+    assert identical == (predict.tensors_sha256(path) == card["tensors_sha256"])
+    if card["hardware"] == hardware() and card["torch"] == torch.__version__:
+        assert identical, "the recipe no longer trains to the bytes its card names"
     score = card["honest_loso_full"]
     assert score["UF1_95"][0] < score["UF1"] < score["UF1_95"][1] and len(score["UF1_per_seed"]) == 5
     again = predict.load(predict.save(shipped.model, shipped.train, tmp_path / "again.safetensors"))
@@ -120,3 +127,9 @@ def test_shipped_weights_reload_bit_for_bit_and_match_their_recipe(tmp_path, sam
     X = regions.model_inputs(samples.iloc[ROWS], flow_maps[ROWS], shipped.train, progress=False)
     with torch.no_grad():
         assert torch.equal(shipped.model(X), again.model(X))
+
+
+def test_missing_shipped_weights_say_how_to_build_them(tmp_path, monkeypatch):
+    monkeypatch.setenv(predict.WEIGHTS_ENV, str(tmp_path / "none.safetensors"))
+    with pytest.raises(HTNetInputError, match=r"none\.safetensors.*not built yet.*python -m htnet_lib weights"):
+        predict.load()
