@@ -159,8 +159,8 @@ def cmd_train_weights(args: argparse.Namespace) -> None:
                                  "seeds": [r.seed for r in runs], "runs": [r.id for r in runs]}}
     path = predict.save(model, params.train, args.out)
     # the card names the exact bytes it describes, and what made them (`weights` rebuilds and checks them)
-    atomic_write_json(path.with_suffix(".json"), {**card, "tensors_sha256": predict.tensors_sha256(path), "hardware": hardware(),
-                                                  "torch": torch.__version__})
+    atomic_write_json(path.with_suffix(".json"), {**card, "tensors_sha256": predict.tensors_sha256(path),
+                                                  "hardware": hardware(), "torch": torch.__version__})
     print(f"weights: {path} ({path.stat().st_size / 1e6:.2f} MB); card: {path.with_suffix('.json')}\n"
           f"honest LOSO (the same recipe, {args.protocol}, {len(runs)} seeds): Full UF1 {score['UF1']:.4f} "
           f"[{score['UF1_lo']:.4f}, {score['UF1_hi']:.4f}], UAR {score['UAR']:.4f}")

@@ -1,6 +1,7 @@
 """Small shared helpers: one error type that names the file and the field, atomic writes, provenance."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -67,6 +68,11 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes (release checksums, provenance records)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def git_revision(root: Path = REPO_ROOT) -> str:

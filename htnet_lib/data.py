@@ -35,7 +35,7 @@ import pandas as pd
 
 
 from . import release
-from ._io import REPO_ROOT, HTNetInputError, atomic_write_json, progress as progress_bar
+from ._io import REPO_ROOT, HTNetInputError, atomic_write_json, progress as progress_bar, sha256_file
 from .release import CSV_NAME, FACE_DIR, FLOW_DIR, LABELS, flow_name
 
 ENV_VAR = "HTNET_DATA_DIR"
@@ -212,7 +212,7 @@ def _release_files(root: Path) -> list[str]:
 def file_hashes(root: str | os.PathLike) -> dict[str, str]:
     """sha256 of every release file, by relative path."""
     root = Path(root)
-    return {rel: hashlib.sha256((root / rel).read_bytes()).hexdigest() for rel in _release_files(root)}
+    return {rel: sha256_file(root / rel) for rel in _release_files(root)}
 
 
 def fingerprint(data_dir: str | os.PathLike | None = None) -> str:
@@ -237,7 +237,7 @@ def verify_release(data_dir: str | os.PathLike | None = None) -> dict[str, int]:
         p = root / rel
         if not p.is_file():
             raise HTNetInputError(p, None, "missing from the release (compared with htnet_lib/release_manifest.json)")
-        if hashlib.sha256(p.read_bytes()).hexdigest() != digest:
+        if sha256_file(p) != digest:
             raise HTNetInputError(p, None, "checksum differs from the authors' release")
     n_flow = sum(r.startswith(FLOW_DIR) for r in expected)
     n_face = sum(r.startswith(FACE_DIR) for r in expected)

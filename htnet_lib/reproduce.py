@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -23,11 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._io import FIGURES_DIR, PROGRESS_ENV, REPO_ROOT, HTNetInputError, atomic_write_json, git_revision, hardware
+from ._io import (FIGURES_DIR, PROGRESS_ENV, REPO_ROOT, HTNetInputError, atomic_write_json, git_revision, hardware,
+                  sha256_file)
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 PARAMS_ROOT = REPO_ROOT / "params"
 LEVELS = ("smoke", "quick", "paper", "honest")  # honest: notebook 07 only (`--only 07`)
+PROVENANCE = "provenance.json"  # figures/<level>/provenance.json
 
 
 def notebooks() -> list[Path]:
@@ -77,9 +78,6 @@ def reproduce(level: str = "quick", only: list[str] | None = None, out_dir: str 
     return done
 
 
-PROVENANCE = "provenance.json"
-
-
 def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
     """A level's provenance record, by notebook ({} when there is none yet)."""
     path = Path(path)
@@ -96,10 +94,6 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
     return rec
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def record_provenance(path: str | os.PathLike, notebook: str, pdir: Path, started: float, seconds: float) -> Path:
     """Add `notebook`'s entry to the record at `path`: the files in that folder written since `started` (epoch
     seconds) with their sha256, and what made them. Paths are relative: nothing about the machine but its hardware."""
@@ -111,7 +105,7 @@ def record_provenance(path: str | os.PathLike, notebook: str, pdir: Path, starte
 
     path = Path(path)
     rec = read_provenance(path)
-    outputs = {p.name: _sha256(p) for p in sorted(path.parent.glob("*"))
+    outputs = {p.name: sha256_file(p) for p in sorted(path.parent.glob("*"))
                if p.is_file() and p.name != PROVENANCE and p.stat().st_mtime >= started}
     try:
         fingerprint = data.fingerprint()
@@ -123,7 +117,7 @@ def record_provenance(path: str | os.PathLike, notebook: str, pdir: Path, starte
         "git revision": git_revision(),
         "data fingerprint": fingerprint,
         "params": {"folder": pdir.name, "set": json.loads(os.environ.get(SESSION_ENV) or "{}"),
-                   "sha256": {p.name: _sha256(p)[:16] for p in sorted(pdir.glob("*.yaml"))}},
+                   "sha256": {p.name: sha256_file(p)[:16] for p in sorted(pdir.glob("*.yaml"))}},
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__},
         "hardware": hardware(),
         "outputs": outputs,

@@ -162,8 +162,8 @@ def train_batched(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], p
     of batches per epoch (`folds.make_chunks` groups them so).
 
     `compile`: the vmapped forward through `torch.compile` (inductor; on a CPU it needs a C++ compiler). Only the
-    benchmark uses it: on 2 CPU cores it trains faster once compiled, but compiling (about a minute per new shape
-    on a cold cache) costs more than the quick LOSO gains (`make bench` prints both).
+    benchmark uses it: on 2 CPU cores it trains faster once compiled, but compiling (one to two minutes on a cold
+    cache, and again for each new shape) costs more than the quick LOSO gains (`make bench` prints both).
     """
     tr, device = params.train, X.device
     if params.model.dropout > 0:
