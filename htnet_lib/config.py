@@ -4,21 +4,38 @@ Params files are flat YAML (papermill merges parameters shallowly, so nested sec
 key belongs to exactly one of `ModelConfig`, `TrainConfig` or `RunConfig`. The sections are pydantic models in strict
 mode: an unknown key, a wrong type (`true` for a number, text for an integer), a non-finite number (`.nan`, `.inf`) or
 an out-of-range value raises `HTNetInputError` naming the params file (or `--set`) and the key, before any work starts.
+
+One exception to strictness (issue 18): a float key takes text that is a decimal number (`Float`). PyYAML follows
+YAML 1.1, which reads a float only with a dot and a signed exponent: `5e-5` and `1.0e6` come back as text, while
+`5.0e-5` and `1.0e+6` are floats. Such text is read as the number it writes.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
 
 from ._io import HTNetInputError
 
+_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # what YAML 1.1 may leave as text: 5e-5, 1.0e6
+
+
+def _decimal_text(value: Any) -> Any:
+    """A decimal number written as text (`5e-5`, `1.0e6`: YAML 1.1 reads them as strings) as the float it says; other
+    values pass unchanged to strict validation (`true`, `.nan`, 'fast' are still refused)."""
+    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
 Positive = Annotated[int, Field(gt=0)]
+Float = Annotated[float, BeforeValidator(_decimal_text)]  # a float key: a YAML float, or a decimal number as text
 Ints = Annotated[tuple[StrictInt, ...], Field(strict=False)]  # YAML gives lists; items stay strict
 Strs = Annotated[tuple[StrictStr, ...], Field(strict=False)]
 
@@ -35,8 +52,10 @@ def input_error(e: ValidationError, source: str | None) -> HTNetInputError:
     problem = err["msg"][0].lower() + err["msg"][1:]
     if err["type"] == "extra_forbidden":
         problem = "unknown key (known keys: " + ", ".join(sorted(OWNER)) + ")"
-    elif isinstance(err.get("input"), str) and err["type"].startswith("float") and _is_number(err["input"]):
-        problem += " (YAML reads 5e-5 as text: write 5.0e-5)"
+    elif isinstance(err.get("input"), str) and err["type"].startswith("int") and _is_number(err["input"]):
+        # YAML reads 1e3 as text; an integer key wants digits (float keys take such text, see `Float`)
+        number = float(err["input"])
+        problem += f" (write {int(number)})" if number.is_integer() else " (an integer)"
     return HTNetInputError(source, key, f"{problem}{where}, got {err.get('input')!r}")
 
 
@@ -77,7 +96,7 @@ class ModelConfig(Section):
     num_hierarchies: Positive = 3
     block_repeats: Ints = (2, 2, 8)
     mlp_mult: Positive = 4
-    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    dropout: Annotated[Float, Field(ge=0.0, lt=1.0)] = 0.0
     num_classes: Positive = 3
     channels: Positive = 3
 
@@ -120,7 +139,7 @@ class TrainConfig(Section):
 
     epochs: Positive = 800
     batch_size: Positive = 256
-    lr: Annotated[float, Field(gt=0)] = 5.0e-5
+    lr: Annotated[Float, Field(gt=0)] = 5.0e-5
     seed: StrictInt = 0
     shuffle: bool = False  # the authors' DataLoader does not shuffle
     preprocessing: Literal["official", "scaled"] = "official"  # official: raw 0..255; scaled: x / 127.5 - 1
@@ -131,7 +150,7 @@ class TrainConfig(Section):
     label_shuffle: bool = False  # audit: train on labels permuted among each fold's training samples
     # the honest recipe's options (notebook 07); the defaults are the authors' training
     loss: Literal["ce", "balanced"] = "ce"  # balanced: classes weighted by the inverse of their share in the fold
-    label_smoothing: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    label_smoothing: Annotated[Float, Field(ge=0.0, lt=1.0)] = 0.0
     mirror: bool = False  # augmentation: each training sample mirrored left-right with probability 1/2, per epoch
     shift_px: Annotated[int, Field(ge=0, le=4)] = 0  # augmentation: random translation by up to this many pixels
     swa_start: Annotated[int, Field(ge=0)] = 0  # from this epoch on, outputs come from the weights' running average
@@ -166,7 +185,7 @@ class RunConfig(Section):
     ray_address: str = ""  # executor ray: a running cluster ("auto", "ray://host:10001"); empty: a local Ray
     workers: Annotated[int, Field(ge=0)] = 0  # local Ray: tasks at a time (0: one per CPU core)
     worker_threads: Annotated[int, Field(ge=1)] = 1  # torch threads of each Ray task
-    gpu_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 1.0  # share of a GPU a Ray task asks for on CUDA
+    gpu_fraction: Annotated[Float, Field(gt=0.0, le=1.0)] = 1.0  # share of a GPU a Ray task asks for on CUDA
 
 
 SECTIONS: tuple[type[Section], ...] = (ModelConfig, TrainConfig, RunConfig)
@@ -283,7 +302,7 @@ def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None, ex
 
 
 def parse_set(pairs: list[str]) -> dict[str, Any]:
-    """`--set KEY=VALUE` pairs as a mapping; values are read as YAML (so `lr=5.0e-5`, `folds=[s01, s02]`)."""
+    """`--set KEY=VALUE` pairs as a mapping; values are read as YAML (so `lr=5e-5`, `folds=[s01, s02]`)."""
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
