@@ -1,0 +1,359 @@
+"""Issue 18, the last silent failures: tampered weights, damaged frames, no motion, a runs folder that cannot be
+written, recovery that works as advised, exact messages, crashing Ray workers, thread-independent rebuilt weights and
+settings that surprise. Each test names the fault and what the user gets instead: one `HTNetInputError` naming the
+file and the field (exit status 2), a note beside the answer, or a rerun that works."""
+from __future__ import annotations
+
+import json
+import os
+import types
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from htnet_lib import config, data, loso, predict
+from htnet_lib.__main__ import main
+from htnet_lib._io import HTNetInputError
+from htnet_lib.loso import executors, runs as runs_mod
+from htnet_lib.loso.engines import init_model
+
+TINY = dict(dim=16, heads=2, block_repeats=[1, 1, 1], epochs=2, progress=False, regions="whole", engine="loop")
+
+
+def tiny_weights(folder, card: bool = True):
+    """Small untrained weights (whole-map input: no face needed); with `card`, a card naming their tensors' sha256
+    as `train-weights` writes it."""
+    p = config.params_from_dict({"dim": 16, "heads": 3, "block_repeats": [1, 1, 1], "regions": "whole"})
+    path = folder / "w.safetensors"
+    predict.save(init_model(p.model, 3).eval(), p.train, path)
+    path.with_suffix(".json").unlink(missing_ok=True)
+    if card:
+        path.with_suffix(".json").write_text(json.dumps({"recipe": "test",
+                                                         "tensors_sha256": predict.tensors_sha256(path)}))
+    return path
+
+
+def tensor_bytes_start(path) -> int:
+    """Where a safetensors file's tensor bytes begin (after its 8-byte header length and JSON header)."""
+    return 8 + int.from_bytes(path.read_bytes()[:8], "little")
+
+
+def cli(capfd, *args) -> tuple[int, str, str]:
+    rc = main([str(a) for a in args])
+    out, err = capfd.readouterr()
+    return rc, out, err
+
+
+def one_error_line(err: str) -> str:
+    lines = [line for line in err.strip().splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+# ---------------------------------------------------------------- 1. weights
+
+def test_weights_whose_tensors_differ_from_their_card_are_refused(tmp_path, samples, capfd):
+    path = tiny_weights(tmp_path)
+    raw = bytearray(path.read_bytes())
+    raw[tensor_bytes_start(path) + 100] ^= 0xFF  # one flipped byte
+    path.write_bytes(bytes(raw))
+    with pytest.raises(HTNetInputError, match=r"sha256.*differ") as e:
+        predict.load(path)
+    assert e.value.field == "tensors_sha256" and str(path) in str(e.value)
+    rc, out, err = cli(capfd, "predict", "--flow-map", samples["flow_path"].iloc[0], "--weights", path)
+    assert rc == 2 and "sha256" in one_error_line(err) and "prediction" not in out
+
+
+def test_nan_weights_are_an_error_and_no_json_is_written(tmp_path, samples, capfd):
+    path = tiny_weights(tmp_path, card=False)
+    raw = bytearray(path.read_bytes())
+    start = tensor_bytes_start(path)
+    raw[start:] = np.full((len(raw) - start) // 4, np.nan, np.float32).tobytes()
+    path.write_bytes(bytes(raw))
+    out_json = tmp_path / "p.json"
+    rc, out, err = cli(capfd, "predict", "--flow-map", samples["flow_path"].iloc[0], "--weights", path,
+                       "--json", out_json)
+    assert rc == 2 and "not finite" in one_error_line(err) and str(path) in err
+    assert "nan" not in out.lower() and not out_json.exists()
+
+
+def test_weights_without_a_card_are_said_to_be_unchecked(tmp_path, samples, capfd):
+    path = tiny_weights(tmp_path, card=False)
+    rc, out, err = cli(capfd, "predict", "--flow-map", samples["flow_path"].iloc[0], "--weights", path,
+                       "--print-json")
+    assert rc == 0 and "prediction:" in out
+    assert "no card" in err and str(path.with_suffix(".json")) in err
+    assert "no card" in json.loads(out[out.index("{"):])["weights_check"]
+    (tmp_path / "c").mkdir()
+    checked = tiny_weights(tmp_path / "c")
+    assert predict.load(checked).check.startswith("tensors match the card")
+
+
+# ---------------------------------------------------------------- 2. damaged frames
+
+def face_frames(samples, row=309):
+    face = cv2.imread(samples["face_path"].iloc[row])
+    onset = np.full((320, 320, 3), 120, np.uint8)
+    onset[48:272, 48:272] = face
+    return onset
+
+
+def test_a_truncated_frame_is_an_error_naming_it(tmp_path, samples, capfd):
+    onset = face_frames(samples)
+    cv2.imwrite(str(tmp_path / "onset.jpg"), onset)
+    whole = cv2.imencode(".jpg", onset)[1].tobytes()
+    (tmp_path / "apex.jpg").write_bytes(whole[:len(whole) // 2])  # a copy cut short
+    with pytest.raises(HTNetInputError, match="truncated") as e:
+        predict.read_image(tmp_path / "apex.jpg", "apex")
+    assert e.value.field == "apex" and "apex.jpg" in str(e.value)
+    path = tiny_weights(tmp_path)
+    rc, out, err = cli(capfd, "predict", "--onset", tmp_path / "onset.jpg", "--apex", tmp_path / "apex.jpg",
+                       "--weights", path)
+    assert rc == 2 and "apex.jpg" in one_error_line(err) and "prediction" not in out  # no OpenCV warning either
+    png = cv2.imencode(".png", onset)[1].tobytes()
+    (tmp_path / "apex.png").write_bytes(png[:len(png) - 40])
+    with pytest.raises(HTNetInputError, match="apex.png.*truncated"):
+        predict.read_image(tmp_path / "apex.png", "apex")
+    assert predict.read_image(tmp_path / "onset.jpg", "onset").shape == (320, 320, 3)
+
+
+# ---------------------------------------------------------------- 3. no motion
+
+def test_identical_frames_are_said_to_show_no_motion(tmp_path, samples, capfd):
+    """The raw pipeline's rule (`raw.apex.NO_MOTION` on eq. 1's feature difference, what flags.csv's
+    `apex_no_motion` uses) decides; a moved mouth is motion."""
+    onset = face_frames(samples)
+    apex = onset.copy()
+    apex[190:230, 100:220] = onset[190:230, 101:221]
+    cv2.imwrite(str(tmp_path / "onset.png"), onset)
+    cv2.imwrite(str(tmp_path / "apex.png"), apex)
+    pred = predict.load(tiny_weights(tmp_path))
+    still = predict.predict_frames(tmp_path / "onset.png", tmp_path / "onset.png", pred)
+    assert [w["flag"] for w in still["warnings"]] == ["no_motion"]
+    moved = predict.predict_frames(tmp_path / "onset.png", tmp_path / "apex.png", pred)
+    assert moved["warnings"] == []
+    rc, out, err = cli(capfd, "predict", "--onset", tmp_path / "onset.png", "--apex", tmp_path / "onset.png",
+                       "--weights", tmp_path / "w.safetensors")
+    assert rc == 0 and "warning: no motion" in err
+
+
+# ---------------------------------------------------------------- 4. a runs folder that cannot be written
+
+def test_runs_dir_under_a_regular_file_is_one_message(samples, tmp_path, capfd):
+    """Root ignores chmod, so the folder is made unwritable in a way root respects: its parent is a regular file
+    (mkdir fails with ENOTDIR)."""
+    (tmp_path / "file").write_text("not a folder")
+    runs_dir = tmp_path / "file" / "runs"
+    p = config.params_from_dict({**TINY, "folds": ["s01"], "runs_dir": str(runs_dir)})
+    with pytest.raises(HTNetInputError, match="cannot") as e:
+        loso.run_loso(p, samples=samples)
+    assert str(runs_dir) in str(e.value) and e.value.field == "runs_dir"
+    yaml = tmp_path / "p.yaml"
+    yaml.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in {**TINY, "folds": ["s01"]}.items()))
+    rc, _, err = cli(capfd, "loso", "--params", yaml, "--set", f"runs_dir={runs_dir}")
+    assert rc == 2 and str(runs_dir) in one_error_line(err)
+
+
+def test_lock_or_fold_file_refused_by_permissions_is_one_message(samples, tmp_path, monkeypatch):
+    """Root ignores chmod: the refusal is simulated by monkeypatching the lock's acquire, then the temporary file
+    that a fold file is written through, to raise PermissionError as a read-only folder does."""
+    p = config.params_from_dict({**TINY, "folds": ["s01"], "runs_dir": str(tmp_path / "runs")})
+
+    class ReadOnlyLock:
+        def __init__(self, path, *a, **k):
+            self.lock_file = path
+
+        def acquire(self, *a, **k):
+            raise PermissionError(13, "Permission denied", self.lock_file)
+
+    with monkeypatch.context() as m:
+        m.setattr(runs_mod, "FileLock", ReadOnlyLock)
+        with pytest.raises(HTNetInputError, match="cannot write") as e:
+            loso.run_loso(p, samples=samples)
+    assert str(tmp_path / "runs") in str(e.value)
+
+    import tempfile
+
+    real = tempfile.mkstemp
+
+    def refuse(*a, dir=None, **k):
+        if dir is not None and "folds" in str(dir):
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real(*a, dir=dir, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr(tempfile, "mkstemp", refuse)
+        with pytest.raises(HTNetInputError, match="cannot write") as e:
+            loso.run_loso(p, samples=samples)
+    assert "loso-" in str(e.value)
+
+
+# ---------------------------------------------------------------- 5. recovery as advised
+
+def test_deleting_a_damaged_run_json_rebuilds_it_finished_or_not(samples, tmp_path):
+    p = config.params_from_dict({**TINY, "folds": ["s01", "s02"], "runs_dir": str(tmp_path / "runs")})
+    run = loso.run_loso(p, samples=samples)
+    good = run.predictions()
+    seconds = run.train_seconds
+    meta_file = run.dir / "run.json"
+    csvs = {f: (run.dir / f).stat().st_mtime_ns for f in ("predictions.csv", "metrics.csv", "curve.csv")}
+    meta_file.write_text('{"params": {')
+    with pytest.raises(HTNetInputError, match="delete this file"):
+        loso.run_loso(p, samples=samples)
+    assert {f: (run.dir / f).stat().st_mtime_ns for f in csvs} == csvs  # the failed attempt wrote nothing
+    meta_file.unlink()  # as advised: a finished run
+    again = loso.run_loso(p, samples=samples)
+    assert again.finished and again.params == p.replace(progress=False) and again.meta["finished"]
+    pd_equal(again.predictions(), good)
+    assert again.train_seconds == pytest.approx(seconds, abs=0.01)  # from the fold files
+    # an unfinished run: one fold and the metadata gone
+    (run.dir / "folds" / "s02.npz").unlink()
+    (run.dir / "metrics.csv").unlink()
+    meta_file.unlink()
+    resumed = loso.run_loso(p, samples=samples)
+    assert resumed.finished and resumed.meta["numerics"]["engine"] == "loop"
+    pd_equal(resumed.predictions(), good)
+    # a finished run found again is read, not rewritten
+    csvs = {f: (run.dir / f).stat().st_mtime_ns for f in ("predictions.csv", "metrics.csv", "curve.csv", "run.json")}
+    loso.run_loso(p, samples=samples)
+    assert {f: (run.dir / f).stat().st_mtime_ns for f in csvs} == csvs
+
+
+def pd_equal(a, b):
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(a, b)
+
+
+# ---------------------------------------------------------------- 6. messages
+
+@pytest.mark.parametrize("text, value", [("lr: 1.0e6\n", 1.0e6), ("lr: 5e-5\n", 5e-5), ("dropout: 1e-1\n", 0.1),
+                                         ("lr: 1.0e+6\n", 1.0e6), ("gpu_fraction: 5E-1\n", 0.5)])
+def test_floats_yaml_reads_as_text_are_accepted(tmp_path, text, value):
+    """YAML 1.1 (PyYAML) reads 5e-5 and 1.0e6 as text (it wants a dot and the exponent's sign): a float field takes
+    any text that is a number, so the params mean what they say."""
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    p = config.load_params(path)
+    key = text.split(":")[0]
+    got = {**p.to_flat()}[key]
+    assert isinstance(got, float) and got == value
+    assert config.params_from_dict({key: value}).fingerprint() == p.fingerprint()
+
+
+@pytest.mark.parametrize("text", ["lr: fast\n", "lr: .nan\n", "lr: 'nan'\n", "lr: 'inf'\n", "dropout: true\n",
+                                  "lr: '1_0'\n", "epochs: 1e3\n"])
+def test_text_that_is_no_float_is_still_refused(tmp_path, text):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    with pytest.raises(HTNetInputError) as e:
+        config.load_params(path)
+    assert e.value.field == text.split(":")[0] and str(path) in str(e.value)
+    if text.startswith("epochs"):
+        assert "write 1000" in str(e.value)  # the hint is exact: an integer field wants digits
+
+
+def test_crashing_ray_workers_are_one_message_that_suggests_the_rerun(samples, tmp_path, monkeypatch, capfd):
+    """No real worker is crashed: a stand-in for Ray finishes the first chunk and raises Ray's WorkerCrashedError
+    (what ray.get raises once the task's retries are spent) for the second."""
+    ray_exceptions = pytest.importorskip("ray.exceptions")
+    calls = []
+
+    class Ref:
+        def __init__(self, args):
+            self.args = args
+
+    def remote(**opts):
+        def wrap(fn):
+            return types.SimpleNamespace(remote=lambda *args: Ref(args))
+        return wrap
+
+    def get(ref):
+        calls.append(ref)
+        if len(calls) > 1:
+            raise ray_exceptions.WorkerCrashedError()
+        X, y, plans, params, engine, threads, device = ref.args
+        records, seconds = executors.train_chunk(X, y, plans, params, engine)
+        return records, seconds, "fake:1"
+
+    fake = types.SimpleNamespace(is_initialized=lambda: True, put=lambda t: t, remote=remote,
+                                 wait=lambda refs, num_returns=1: (refs[:1], refs[1:]), get=get,
+                                 exceptions=ray_exceptions)
+    monkeypatch.setattr(executors, "import_ray", lambda: fake)
+    yaml = tmp_path / "p.yaml"
+    yaml.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in
+                            {**TINY, "folds": ["s01", "s02"], "executor": "ray", "fold_chunk": 1,
+                             "runs_dir": str(tmp_path / "runs")}.items()))
+    rc, _, err = cli(capfd, "loso", "--params", yaml)
+    line = one_error_line(err)
+    assert rc != 0 and "crashed" in line and "rerun" in line and "resume" in line
+    run_dir = next((tmp_path / "runs").glob("loso-*"))
+    assert len(list((run_dir / "folds").glob("*.npz"))) == 1  # the chunk that finished is kept for the rerun
+
+
+# ---------------------------------------------------------------- 7. rebuilt weights
+
+def test_rebuilt_weights_do_not_depend_on_the_callers_thread_count(tmp_path, samples):
+    """The rebuild trains on the card's recorded thread count, whatever the caller set (and restores it)."""
+    from htnet_lib._io import hardware
+
+    card = json.loads(predict.CARD.read_text())
+    assert card["threads"] == card["params"]["threads"] == 2
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        path, identical = predict.build_shipped(tmp_path / "w.safetensors", samples, progress=False)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    assert json.loads(path.with_suffix(".json").read_text())["threads"] == 2
+    same_cpu = card["hardware"].split(",")[0] == hardware().split(",")[0] and card["torch"] == torch.__version__
+    if same_cpu:
+        assert identical, "rebuilt on 1 caller thread, the tensors differ from the card's"
+
+
+# ---------------------------------------------------------------- 8. settings that surprise
+
+def test_htnet_weights_takes_a_folder_or_a_safetensors_file(tmp_path, monkeypatch):
+    monkeypatch.setenv(predict.WEIGHTS_ENV, str(tmp_path))
+    assert predict.default_weights() == tmp_path / "htnet-honest.safetensors"
+    monkeypatch.setenv(predict.WEIGHTS_ENV, str(tmp_path / "new") + os.sep)
+    assert predict.default_weights() == tmp_path / "new" / "htnet-honest.safetensors"
+    monkeypatch.setenv(predict.WEIGHTS_ENV, str(tmp_path / "mine.safetensors"))
+    assert predict.default_weights() == tmp_path / "mine.safetensors"
+    monkeypatch.setenv(predict.WEIGHTS_ENV, str(tmp_path / "weights"))
+    with pytest.raises(HTNetInputError, match=r"HTNET_WEIGHTS.*folder.*\.safetensors"):
+        predict.default_weights()
+
+
+def test_no_lock_file_is_left_beside_run_folders(samples, tmp_path):
+    p = config.params_from_dict({**TINY, "folds": ["s01"], "runs_dir": str(tmp_path / "runs")})
+    run = loso.run_loso(p, samples=samples)
+    assert run.finished and not list((tmp_path / "runs").glob("*.lock"))
+    with pytest.raises(loso.TrainingDiverged):  # a run that writes nothing leaves nothing
+        loso.run_loso(p.replace(lr=1.0e30, folds=["s02"]), samples=samples)
+    assert sorted(x.name for x in (tmp_path / "runs").iterdir()) == [run.dir.name]
+
+
+def test_reproduce_progress_has_no_kernel_transport_warning(tmp_path, monkeypatch, capfd):
+    import nbformat
+
+    from htnet_lib import reproduce
+
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir()
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                           "display_name": "Python 3"}})
+    nb.cells = [nbformat.v4.new_code_cell("params_dir = ''", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell("print('cell ran')")]
+    nbformat.write(nb, nb_dir / "01_t.ipynb")
+    (tmp_path / "params" / "t").mkdir(parents=True)
+    monkeypatch.setattr(reproduce, "NOTEBOOK_DIR", nb_dir)
+    monkeypatch.setattr(reproduce, "FIGURES_DIR", tmp_path / "figures")
+    monkeypatch.setattr(reproduce, "REPO_ROOT", tmp_path)
+    reproduce.reproduce(str(tmp_path / "params" / "t"), out_dir=tmp_path / "executed")
+    out, err = capfd.readouterr()
+    assert "cell ran" in out and "[01_t.ipynb] done" in out
+    assert "without encryption" not in out + err and "WARNING" not in err, err
