@@ -117,6 +117,10 @@ def cmd_predict(args: argparse.Namespace) -> None:
     for c, p in result["probabilities"].items():
         print(f"{c:9s} {p:.4f}")
     print(f"prediction: {result['prediction']} (weights {result['weights']})")
+    if not predictor.info.get("tensors_sha256"):  # say it: nothing tells these weights from damaged ones
+        print(f"note: weights {result['weights_check']}", file=sys.stderr)
+    for w in result["warnings"]:
+        print(f"warning: {w['detail']}", file=sys.stderr)
     if args.json:
         atomic_write_json(args.json, result)
     elif args.print_json:
@@ -124,20 +128,25 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_weights(args: argparse.Namespace) -> None:
+    import json
+
     from . import predict
 
     path, identical = predict.build_shipped(args.out)
-    print(f"weights: {path} ({path.stat().st_size / 1e6:.2f} MB)\n" + (
+    threads = predict.card_threads(json.loads(predict.CARD.read_text()))
+    print(f"weights: {path} ({path.stat().st_size / 1e6:.2f} MB), trained on {threads} torch thread(s) as the card "
+          f"records\n" + (
         f"tensors identical to the card's (sha256 {predict.tensors_sha256(path)[:16]}...)" if identical else
-        "tensors NOT identical to the card's: float rounding differs on this machine, or the release does (its "
-        "fingerprint must be the card's); the card's honest score describes the recipe, not these bytes"))
+        "tensors NOT identical to the card's: float rounding differs on this machine's CPU or torch, or the release "
+        "differs (its fingerprint must be the card's); the card's honest score describes the recipe, not these bytes "
+        "(the card beside them names the tensors built here)"))
 
 
 def cmd_train_weights(args: argparse.Namespace) -> None:
     import torch
 
     from . import data, loso, metrics, predict
-    from ._io import atomic_write_json, git_revision, hardware
+    from ._io import atomic_write_json, git_revision, hardware, torch_threads
     from .config import load_params
 
     params = load_params(args.params, parse_set(args.set))
@@ -146,7 +155,11 @@ def cmd_train_weights(args: argparse.Namespace) -> None:
     preds = [r.protocol_predictions([args.protocol], samples) for r in runs]
     score = metrics.bootstrap(preds, pred_col=args.protocol).loc["Full"]
     per_seed = [metrics.scores(p, pred_col=args.protocol).loc["Full"] for p in preds]
-    model = predict.train_final(params.replace(seeds=[]), samples)
+    # the thread count changes float rounding: trained on a recorded count, which `weights` sets to rebuild them
+    threads = params.run.threads or torch.get_num_threads()
+    with torch_threads(threads):
+        model = predict.train_final(params.replace(seeds=[]), samples)
+        made_on = hardware()
     card = {"recipe": str(args.params), "protocol_of_the_score": args.protocol, "params": params.to_flat(),
             "trained_on": f"all {len(samples)} samples of the release, {params.train.epochs} epochs (fixed in advance)",
             "data_fingerprint": data.fingerprint(samples.attrs.get("data_dir")), "git_revision": git_revision(),
@@ -160,7 +173,7 @@ def cmd_train_weights(args: argparse.Namespace) -> None:
     path = predict.save(model, params.train, args.out)
     # the card names the exact bytes it describes, and what made them (`weights` rebuilds and checks them)
     atomic_write_json(path.with_suffix(".json"), {**card, "tensors_sha256": predict.tensors_sha256(path),
-                                                  "hardware": hardware(), "torch": torch.__version__})
+                                                  "hardware": made_on, "threads": threads, "torch": torch.__version__})
     print(f"weights: {path} ({path.stat().st_size / 1e6:.2f} MB); card: {path.with_suffix('.json')}\n"
           f"honest LOSO (the same recipe, {args.protocol}, {len(runs)} seeds): Full UF1 {score['UF1']:.4f} "
           f"[{score['UF1_lo']:.4f}, {score['UF1_hi']:.4f}], UAR {score['UAR']:.4f}")
@@ -211,7 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--apex", help="apex frame, the same size as the onset frame")
     pr.add_argument("--flow-map", help="a prepared 28x28x3 map in the release's format, instead of frames")
     pr.add_argument("--face", help="the 224x224 apex face of --flow-map (for the landmarks)")
-    pr.add_argument("--weights", help="a .safetensors file written by htnet_lib.predict.save (default: the shipped recipe)")
+    pr.add_argument("--weights", help="a .safetensors file written by htnet_lib.predict.save, or its folder (default: "
+                                      "the shipped recipe)")
     pr.add_argument("--method", default="tvl1", choices=["tvl1", "farneback"], help="optical flow for frames")
     pr.add_argument("--json", help="write the result as JSON to this file")
     pr.add_argument("--print-json", action="store_true", help="also print the result as JSON")
@@ -225,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     tw.set_defaults(fn=cmd_train_weights)
 
     w = sub.add_parser("weights", help="build the shipped recipe's weights from its card and check their sha256")
-    w.add_argument("--out", help="the .safetensors file to write (default: $HTNET_WEIGHTS, or the user cache)")
+    w.add_argument("--out", help="the .safetensors file to write, or a folder for it (default: $HTNET_WEIGHTS, a file "
+                                 "or folder, or the user cache)")
     w.set_defaults(fn=cmd_weights)
 
     from .raw import cli as raw_cli

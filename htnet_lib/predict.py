@@ -10,6 +10,17 @@ probabilities. From a prepared map: a release-style 28x28 map and its 224x224 ap
 `python -m htnet_lib predict --onset A --apex B` (or `--flow-map M --face F`) prints the probabilities and writes
 them as JSON with `--json`. Every bad input (an unreadable file, frames of different sizes, no face found) is one
 `HTNetInputError` naming the file and the field; the command then exits with status 2.
+
+What is checked, and said (issue 18):
+
+- weights with a JSON card beside them (`save` writes one; the shipped recipe's is `CARD`) are loaded only when their
+  tensors' sha256 equals the card's: altered bytes are an error, not a confident wrong answer. Weights without a card
+  load, and the result says that nothing could check them (`Predictor.check`);
+- probabilities that are not finite (NaN weights) are an error, never a class;
+- a frame that does not decode completely (a truncated JPEG or PNG) is an error naming it: OpenCV decodes what it
+  can and only warns, so Pillow's strict decoding checks the file first;
+- frames between which nothing moved get a warning in the result (`warnings`), by the raw pipeline's own rule
+  (`raw.apex.NO_MOTION` on eq. 1's feature difference, what `flags.csv`'s `apex_no_motion` uses).
 """
 from __future__ import annotations
 
@@ -32,11 +43,28 @@ from .model import load_weights, read_weights_metadata
 
 CARD = Path(__file__).with_name("weights") / "htnet-honest.json"  # the shipped recipe's card (the weights are built)
 WEIGHTS_ENV = "HTNET_WEIGHTS"
+WEIGHTS_NAME = "htnet-honest.safetensors"  # the shipped recipe's file name in a weights folder
+
+
+def weights_path(value: str | os.PathLike, source: str) -> Path:
+    """A weights setting as a file: a `.safetensors` file as given, or a folder (one that exists, or written with a
+    trailing slash) holding `WEIGHTS_NAME`. Anything else is refused, naming `source`: a name without the suffix used
+    to become a file named like the intended folder."""
+    text = os.fspath(value)
+    path = Path(text).expanduser()
+    if path.is_dir() or text.endswith(("/", os.sep)):
+        return path / WEIGHTS_NAME
+    if path.suffix == ".safetensors":
+        return path
+    raise HTNetInputError(source, None, f"{text!r} is neither a folder (an existing one, or end it with /) nor a "
+                                        f".safetensors file")
 
 
 def default_weights() -> Path:
-    """Where the shipped recipe's weights are built and looked for: $HTNET_WEIGHTS, or the user cache."""
-    return Path(os.environ.get(WEIGHTS_ENV) or cache_dir() / "weights" / "htnet-honest.safetensors")
+    """Where the shipped recipe's weights are built and looked for: $HTNET_WEIGHTS (a folder or a .safetensors
+    file), or the user cache."""
+    value = os.environ.get(WEIGHTS_ENV)
+    return weights_path(value, f"${WEIGHTS_ENV}") if value else cache_dir() / "weights" / WEIGHTS_NAME
 
 
 @dataclass
@@ -47,17 +75,20 @@ class Predictor:
     train: TrainConfig
     path: str
     info: dict[str, Any] = field(default_factory=dict)  # the weights' JSON card, when there is one
+    check: str = ""  # what vouches for the tensors: their card's sha256, or a note that nothing could
 
 
 def load(weights: str | os.PathLike | None = None) -> Predictor:
     """Load weights (default: the shipped recipe, built by `build_shipped`) safely (safetensors) with the training
     settings stored beside them (`htnet_train_config` in the metadata: how inputs must be prepared)."""
     path = Path(weights) if weights else default_weights()
+    if path.is_dir():  # a weights folder, as $HTNET_WEIGHTS may be
+        path = path / WEIGHTS_NAME
     if not weights and not path.is_file():
         raise HTNetInputError(path, None, "the shipped recipe's weights are not built yet: `python -m htnet_lib "
                                           "weights` trains them from the release in seconds and checks them against "
                                           f"the tensors' sha256 in {CARD.name} (or set ${WEIGHTS_ENV} to a weights "
-                                          "file)")
+                                          "folder or .safetensors file)")
     meta = read_weights_metadata(path)
     if "htnet_train_config" not in meta:
         raise HTNetInputError(path, "htnet_train_config", "the weights do not say how their inputs were prepared "
@@ -68,9 +99,33 @@ def load(weights: str | os.PathLike | None = None) -> Predictor:
         raise HTNetInputError(path, "htnet_train_config", f"not a JSON object of training keys: {e}") from None
     except HTNetInputError as e:
         raise HTNetInputError(path, f"htnet_train_config.{e.field}", e.problem) from None
+    info, check = check_card(path)
+    return Predictor(load_weights(path).eval(), train, str(path), info, check)
+
+
+def check_card(path: Path) -> tuple[dict[str, Any], str]:
+    """(the card beside weights `path`, what it vouches for). A card's `tensors_sha256` must be the tensors': a
+    mismatch (altered or damaged bytes) raises naming both files. No card, or one without the sha256, loads with a
+    note saying so, since nothing can tell such weights from damaged ones."""
     card = path.with_suffix(".json")
-    info = json.loads(card.read_text()) if card.is_file() else {}
-    return Predictor(load_weights(path).eval(), train, str(path), info)
+    if not card.is_file():
+        return {}, f"not checked: no card {card} beside the weights (nothing names their tensors' sha256)"
+    try:
+        info = json.loads(card.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise HTNetInputError(card, None, f"damaged weights card ({e})") from None
+    if not isinstance(info, dict):
+        raise HTNetInputError(card, None, "a weights card is a JSON object")
+    want = info.get("tensors_sha256")
+    if not want:
+        return info, f"not checked: the card {card} names no tensors_sha256"
+    got = tensors_sha256(path)
+    if got != want:
+        raise HTNetInputError(path, "tensors_sha256", f"the tensors' sha256 {got[:16]}... differ from the one their "
+                                                      f"card {card} names, {want[:16]}...: the file was altered or "
+                                                      f"damaged; restore it (the shipped recipe: rebuild it with "
+                                                      f"python -m htnet_lib weights)")
+    return info, f"tensors match the card's sha256 ({want[:16]}...)"
 
 
 def shipped() -> Predictor:
@@ -83,13 +138,14 @@ def shipped() -> Predictor:
 
 def save(model: nn.Module, train: TrainConfig, path: str | os.PathLike, card: dict[str, Any] | None = None) -> Path:
     """Write weights for `load`: safetensors with the model config and the training settings, and (given `card`) a
-    JSON card beside them (config, data fingerprint, git revision, scores...)."""
+    JSON card beside them (config, data fingerprint, git revision, scores...) naming the tensors' sha256, which `load`
+    checks."""
     from .model import save_weights
 
     path = Path(path)
     save_weights(model, path, metadata={"htnet_train_config": json.dumps(train.model_dump(), sort_keys=True)})
     if card is not None:
-        atomic_write_json(path.with_suffix(".json"), card)
+        atomic_write_json(path.with_suffix(".json"), {**card, "tensors_sha256": tensors_sha256(path)})
     return path
 
 
@@ -107,19 +163,34 @@ def tensors_sha256(path: str | os.PathLike) -> str:
 
 def build_shipped(dest: str | os.PathLike | None = None, samples=None, progress: bool = True) -> tuple[Path, bool]:
     """Train the shipped recipe from its card (params, seed; all samples, fixed epochs: a few seconds on a CPU) and
-    write it with the card beside it. Returns (path, identical): whether the tensors match the card's sha256. They do
-    with the hardware and torch the card names (the training is deterministic there); elsewhere rounding may differ."""
+    write it with the card beside it. Returns (path, identical): whether the tensors match the card's sha256.
+
+    Training runs on the card's torch thread count (`threads`), whatever the caller's: the order of float sums in
+    torch's CPU kernels depends on it, so another count gives other bytes (issue 18). With that count, the hardware
+    and the torch the card names, the tensors are the card's; elsewhere rounding may differ. The card written beside
+    the weights then names the tensors built here (so `load` checks these bytes) and keeps the shipped card's sha256
+    as `card_tensors_sha256`."""
+    from ._io import torch_threads
     from .config import params_from_dict
 
     card = json.loads(CARD.read_text())
     params = params_from_dict(card["params"], source=str(CARD)).replace(seeds=[], progress=progress)
-    model = train_final(params, samples, seed=card["seed"], progress=progress)
-    path = Path(dest) if dest else default_weights()
+    threads = card_threads(card)
+    with torch_threads(threads):
+        model = train_final(params, samples, seed=card["seed"], progress=progress)
+    path = weights_path(dest, "--out") if dest else default_weights()
     path.parent.mkdir(parents=True, exist_ok=True)
     save(model, params.train, path)
-    identical = tensors_sha256(path) == card["tensors_sha256"]
-    atomic_write_json(path.with_suffix(".json"), card)
+    built = tensors_sha256(path)
+    identical = built == card["tensors_sha256"]
+    local = card if identical else {**card, "tensors_sha256": built, "card_tensors_sha256": card["tensors_sha256"]}
+    atomic_write_json(path.with_suffix(".json"), {**local, "threads": threads})
     return path, identical
+
+
+def card_threads(card: dict[str, Any]) -> int:
+    """The torch thread count the card's weights were trained with (`threads`; older cards: params' `threads`)."""
+    return int(card.get("threads") or card["params"].get("threads") or 1)
 
 
 def train_final(params, samples=None, seed: int | None = None, progress: bool = True) -> nn.Module:
@@ -144,18 +215,46 @@ def train_final(params, samples=None, seed: int | None = None, progress: bool = 
 
 
 def read_image(path: str | os.PathLike, field: str) -> np.ndarray:
-    """A BGR uint8 image (grey images are expanded); an unreadable or missing file raises naming it."""
+    """A BGR uint8 image (grey images are expanded); a missing, unreadable or incompletely decodable file raises
+    naming it."""
     if not os.path.isfile(path):  # before OpenCV, which would print its own warning
         raise HTNetInputError(path, field, "image missing")
+    check_complete(path, field)
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if img is None:
         raise HTNetInputError(path, field, "image unreadable (not an image, or corrupt)")
     return img
 
 
+def check_complete(path: str | os.PathLike, field: str) -> None:
+    """Raise naming the file when Pillow cannot decode it to the end (a truncated or damaged JPEG or PNG).
+
+    OpenCV's imread decodes a truncated JPEG partly, returns it and only prints libjpeg's warning, so the frame would
+    be used. Pillow refuses: `load()` raises on data that ends early (ImageFile.LOAD_TRUNCATED_IMAGES is forced off
+    here), and `verify()` reads a PNG's chunks to IEND with their CRCs. A format Pillow does not know is left to
+    OpenCV, which still refuses what it cannot read."""
+    from PIL import Image, ImageFile, UnidentifiedImageError
+
+    lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+    try:
+        with Image.open(path) as im:
+            im.verify()
+        with Image.open(path) as im:
+            im.load()
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        return
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise HTNetInputError(path, field, f"image does not decode completely (truncated or corrupt: {e})") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
+
+
 def frames_to_map(onset: np.ndarray, apex: np.ndarray, onset_path: str = "onset", apex_path: str = "apex",
-                  method: str = "tvl1") -> tuple[np.ndarray, np.ndarray]:
-    """Onset and apex frames (BGR) -> (the 28x28x3 map, the 224x224 BGR apex face), as `raw.build` makes a release."""
+                  method: str = "tvl1") -> tuple[np.ndarray, np.ndarray, bool]:
+    """Onset and apex frames (BGR) -> (the 28x28x3 map, the 224x224 BGR apex face, moved), as `raw.build` makes a
+    release. `moved` is False when the two face crops show no motion by the rule with which the raw pipeline flags
+    a sequence (`raw.apex.spot_apex_detail` on the same grey crops: eq. 1's feature difference <= NO_MOTION)."""
+    from .raw import apex as apex_mod
     from .raw import build, flow
 
     if onset.shape != apex.shape:
@@ -169,7 +268,8 @@ def frames_to_map(onset: np.ndarray, apex: np.ndarray, onset_path: str = "onset"
     fmap = flow.face_pair_to_map(on_face, ap_face, method)
     size = release.FACE_SHAPE[0]
     face = cv2.resize(ap_face, (size, size), interpolation=cv2.INTER_AREA if ap_face.shape[0] > size else cv2.INTER_CUBIC)
-    return fmap, face
+    moved = apex_mod.spot_apex_detail([build.spotting_crop(onset, box), build.spotting_crop(apex, box)]).reliable
+    return fmap, face, moved
 
 
 def inputs(predictor: Predictor, flow_map: np.ndarray, face_bgr: np.ndarray | None, face_path: str = "face"
@@ -195,25 +295,41 @@ def inputs(predictor: Predictor, flow_map: np.ndarray, face_bgr: np.ndarray | No
 
 
 def probabilities(predictor: Predictor, x: torch.Tensor) -> np.ndarray:
+    """Class probabilities; NaN or infinite ones (damaged weights) raise naming the weights, never name a class."""
     with torch.no_grad():
-        return torch.softmax(predictor.model(x), -1)[0].numpy()
+        probs = torch.softmax(predictor.model(x), -1)[0].numpy()
+    if not np.isfinite(probs).all():
+        raise HTNetInputError(predictor.path, None, f"the model's probabilities are not finite ({probs.tolist()}): "
+                                                    f"the weights hold NaN or infinite values, or values that "
+                                                    f"overflow (damaged?)")
+    return probs
 
 
-def report(probs: np.ndarray, predictor: Predictor, source: dict[str, str]) -> dict[str, Any]:
-    """The JSON-ready result: probabilities by class, the predicted class, the weights and the inputs used."""
+def report(probs: np.ndarray, predictor: Predictor, source: dict[str, str],
+           warnings: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """The JSON-ready result: probabilities by class, the predicted class, the weights and the inputs used, what
+    checked the weights, and warnings about the input (`flag`, `detail`)."""
     return {"prediction": release.CLASSES[int(np.argmax(probs))],
             "probabilities": {c: round(float(p), 6) for c, p in zip(release.CLASSES, probs)},
-            "weights": os.path.basename(predictor.path), "input": source}
+            "weights": os.path.basename(predictor.path), "weights_check": predictor.check, "input": source,
+            "warnings": warnings or []}
+
+
+NO_MOTION_FLAG = "no_motion"  # frames between which nothing moved (the raw pipeline's rule; see frames_to_map)
 
 
 def predict_frames(onset_path: str | os.PathLike, apex_path: str | os.PathLike, predictor: Predictor | None = None,
                    method: str = "tvl1") -> dict[str, Any]:
     predictor = predictor or load()
-    fmap, face = frames_to_map(read_image(onset_path, "onset"), read_image(apex_path, "apex"), str(onset_path),
-                               str(apex_path), method)
+    fmap, face, moved = frames_to_map(read_image(onset_path, "onset"), read_image(apex_path, "apex"),
+                                      str(onset_path), str(apex_path), method)
     x = inputs(predictor, fmap, face)
+    warnings = [] if moved else [{"flag": NO_MOTION_FLAG, "detail": "no motion found between the onset and apex "
+                                  "faces (the rule with which preprocess-raw flags a sequence): the flow is near zero "
+                                  "everywhere, so the class says nothing about an expression"}]
     return report(probabilities(predictor, x), predictor, {"onset": os.path.basename(onset_path),
-                                                           "apex": os.path.basename(apex_path), "flow": method})
+                                                           "apex": os.path.basename(apex_path), "flow": method},
+                  warnings)
 
 
 def predict_map(map_path: str | os.PathLike, face_path: str | os.PathLike | None = None,

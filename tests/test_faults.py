@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from htnet_lib import config, data, loso, predict
+from htnet_lib import config, loso, predict
 from htnet_lib.__main__ import main
 from htnet_lib._io import HTNetInputError
 from htnet_lib.loso import executors, runs as runs_mod

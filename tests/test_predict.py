@@ -44,7 +44,8 @@ def run_cli(*args, env_extra=None):
 def test_flow_map_prediction_equals_the_models_own(any_weights, samples, flow_maps):
     path, p = any_weights
     pred = predict.load(path)
-    assert pred.train.regions == p.train.regions and pred.info == {"recipe": "test"}
+    assert pred.train.regions == p.train.regions and pred.info["recipe"] == "test"
+    assert pred.info["tensors_sha256"] == predict.tensors_sha256(path) and pred.check.startswith("tensors match")
     X = regions.model_inputs(samples.iloc[ROWS], flow_maps[ROWS], p.train, progress=False)
     with torch.no_grad():
         own = torch.softmax(pred.model(X), -1).numpy()

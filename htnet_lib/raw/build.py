@@ -183,6 +183,13 @@ def crop(frame: np.ndarray, box: Box) -> np.ndarray:
     return frame[y:y + h, x:x + w]
 
 
+def spotting_crop(frame: np.ndarray, box: Box, size: int = flow_mod.DEFAULT_FLOW_SIZE) -> np.ndarray:
+    """The grey crop that apex spotting and its no-motion flag read (`apex.spot_apex_detail`): `box` of the frame,
+    resized to size x size (`predict` checks a frame pair for motion on the same crops)."""
+    grey = cv2.cvtColor(crop(frame, box), cv2.COLOR_BGR2GRAY)
+    return cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA)
+
+
 # ---------------------------------------------------------------- one sample
 
 def _read(path: str, ident: tuple[str, str, str], name: str) -> np.ndarray:
@@ -231,8 +238,7 @@ def process_sample(task: Mapping[str, Any]) -> dict[str, Any]:
                 if img.shape != onset.shape:
                     raise SampleError(*ident, p, f"frame {n}", f"frame size {img.shape[:2]} differs from the onset's "
                                                                 f"{onset.shape[:2]}", stage="frames")
-                g = cv2.cvtColor(crop(img, box), cv2.COLOR_BGR2GRAY)
-                crops.append(cv2.resize(g, (s.flow_size, s.flow_size), interpolation=cv2.INTER_AREA))
+                crops.append(spotting_crop(img, box, s.flow_size))
             spot = apex_mod.spot_apex_detail(crops)
             apex_num, found_path = seq[spot.index]
             apex_path = str(found_path)
