@@ -66,7 +66,7 @@ def reproduce(level: str = "quick", only: list[str] | None = None, out_dir: str 
             with _progress_as_text():
                 pm.execute_notebook(str(nb), str(target), parameters={"params_dir": str(pdir)}, cwd=str(REPO_ROOT),
                                     kernel_name="python3", progress_bar=False, stdout_file=sys.stdout,
-                                    stderr_file=sys.stderr)
+                                    stderr_file=sys.stderr, config=_kernel_config())
         except pm.PapermillExecutionError as e:
             print(f"\n[{nb.name}] failed in cell {e.exec_count}:\n{e.source}\n\n{e.ename}: {e.evalue}\n"
                   f"(executed copy with the error: {target})", file=sys.stderr)
@@ -123,6 +123,18 @@ def record_provenance(path: str | os.PathLike, notebook: str, pdir: Path, starte
         "outputs": outputs,
     }
     return atomic_write_json(path, rec)
+
+
+def _kernel_config():
+    """Kernels encrypt their transport (CurveZMQ keys from jupyter_client's manager, `transport_encryption`) where
+    pyzmq can: without it ipykernel warns on every notebook that code and outputs cross TCP in plain text (issue 18)."""
+    import zmq
+    from traitlets.config import Config
+
+    config = Config()
+    if zmq.has("curve"):
+        config.KernelManager.transport_encryption = "auto"  # when the kernelspec declares curve (ipykernel's does)
+    return config
 
 
 @contextlib.contextmanager

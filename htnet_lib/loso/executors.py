@@ -14,6 +14,10 @@ fold files as tasks finish.
 An executor has one method, `run(tasks, done, on_epoch)`: each task is (job, X, y, plans); for each finished task it
 calls `done(task, records, seconds, worker)` in this process; `on_epoch(n)` advances the progress bar by n
 fold-epochs.
+
+A Ray task whose worker dies (a crash, the out-of-memory killer, a lost node) is retried once by Ray; when it dies
+again the run stops with `WorkersLost`, one message that names the run and says that rerunning resumes it: the chunks
+finished before are already saved (issue 18).
 """
 from __future__ import annotations
 
@@ -46,6 +50,25 @@ class InProcess:
             job, X, y, plans = task
             records, seconds = train_chunk(X, y, plans, job.params, job.engine, on_epoch)
             done(task, records, seconds)
+
+
+class WorkersLost(HTNetInputError):
+    """A Ray task's worker died on every try: the run stops; the chunks finished before are saved, so a rerun resumes."""
+
+    def __init__(self, task: tuple, error: Exception):
+        job, plans = task[0], task[3]
+        subjects = ", ".join(p.subject for p in plans)
+        super().__init__(job.run.dir, "executor", f"the Ray worker training folds {subjects} was lost on each of its "
+                                                  f"tries ({type(error).__name__}: it crashed, or was killed, e.g. "
+                                                  f"for memory); the folds finished so far are saved: rerun the same "
+                                                  f"command to resume the run from them (or use executor: "
+                                                  f"in-process)")
+
+
+def _lost_worker_errors(ray) -> tuple[type[BaseException], ...]:
+    """Ray's errors for a task whose worker (or node) died, rather than an error raised by the task's own code."""
+    names = ("WorkerCrashedError", "OutOfMemoryError", "NodeDiedError", "ObjectLostError")
+    return tuple(c for c in (getattr(ray.exceptions, n, None) for n in names) if isinstance(c, type))
 
 
 def _ray_task(X, y, plans, params, engine: str, threads: int, device: str):
@@ -100,11 +123,15 @@ class RayExecutor:
             ref = remote.remote(shared[id(X)], shared[id(y)], plans, job.params, job.engine, self.cfg.worker_threads,
                                 str(job.device))
             pending[ref] = task
+        lost = _lost_worker_errors(ray)
         while pending:
             ready, _ = ray.wait(list(pending), num_returns=1)
             for ref in ready:
                 task = pending.pop(ref)
-                records, seconds, worker = ray.get(ref)
+                try:
+                    records, seconds, worker = ray.get(ref)
+                except lost as e:  # Ray's retry (max_retries=1) died too
+                    raise WorkersLost(task, e) from None
                 done(task, records, seconds, worker)
                 on_epoch(len(task[3]) * task[0].params.train.epochs)
 

@@ -13,11 +13,16 @@ Guarantees:
 - **validate first**: params, folds, the release's completeness and every input image are checked before the folder
   exists, so a run that fails on bad input leaves nothing behind;
 - **atomic**: every file is written to a temporary name and renamed; a killed run loses at most the chunk in progress;
-- **one writer**: a second process on the same run folder stops at once with a message (a `filelock` lock);
+- **one writer**: a second process on the same run folder stops at once with a message (a `filelock` lock in
+  `<folder>.lock`, removed again when released: an empty lock file is left by no run);
+- **read-only folders**: a runs folder this process cannot write (mkdir, lock or file refused) is one error naming
+  it; a finished run is read without a lock or a write, so finished runs can be read from a read-only folder;
 - **no silent mix**: `device`, `amp` and the engine change float rounding, so a run records the ones it used and
   refuses to resume with others (`auto` settings adopt the recorded ones);
 - **damaged files**: a fold file that cannot be read, or that does not match the run's folds, is retrained, never
-  trusted; a damaged run.json is an error naming it;
+  trusted; a damaged run.json is an error naming it that writes nothing, and once deleted, as the error advises, it
+  is rebuilt from the params (the folder's name is their hash) and the fold files (engine and seconds per fold),
+  whether the run had finished or not (issue 18);
 - **non-finite loss**: a fold whose training loss becomes NaN or infinite stops the run with an error naming the fold
   and the epoch, and that chunk writes nothing.
 
@@ -147,13 +152,16 @@ class Run:
 
 def read_meta(path: Path) -> dict[str, Any]:
     """A run.json; a damaged one is an error naming it (its fold files stay usable)."""
+    path = Path(path)
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(path.read_text())
     except FileNotFoundError:
-        raise HTNetInputError(path, None, "no run here (run.json missing)") from None
+        folds = (path.parent / "folds").is_dir()
+        raise HTNetInputError(path, None, "no run here (run.json missing)" + (
+            "; rerun the run's params to rebuild it from them and the fold files" if folds else "")) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise HTNetInputError(path, None, f"damaged run metadata ({e}); delete this file to rebuild it from the params "
-                                          f"(the fold files are kept and checked)") from None
+        raise HTNetInputError(path, None, f"damaged run metadata ({e}); delete this file and rerun the same params to "
+                                          f"rebuild it from them (the fold files are kept and checked)") from None
 
 
 def save_record(run_dir: Path, rec: FoldRecord, engine: str, seconds: float) -> None:
@@ -272,6 +280,8 @@ def prepare(params: Params, name: str = "loso", samples: pd.DataFrame | None = N
     meta = read_meta(run.dir / RUN_FILE) if (run.dir / RUN_FILE).exists() else None
     done = load_records(run.dir, plans) if run.dir.is_dir() else {}
     todo = [p for p in plans if p.subject not in done]
+    if meta is None and done:  # run.json deleted (as a damaged one's error advises): rebuilt, written with the run
+        meta = _rebuilt_meta(params, data_fp, run.dir, sorted(done))
     recorded = meta.get("numerics") if meta else None
     if recorded and not todo:  # a finished run is read whatever the settings now: nothing trains
         return Job(params, chosen, plans, run, data_fp, meta, [], torch.device(recorded["device"]), recorded["engine"])
@@ -302,6 +312,28 @@ def _new_meta(job: Job) -> dict[str, Any]:
             "protocols": protocols.default_names(p.train), "chunks": []}
 
 
+def _rebuilt_meta(params: Params, data_fp: str, run_dir: Path, subjects: Sequence[str]) -> dict[str, Any]:
+    """run.json for a folder whose run.json was deleted: the params (they name the folder, so they are the run's),
+    and per fold file its engine and seconds. What no fold file records (device, amp, torch, threads, hardware) is
+    the params' or 'unknown', and `rebuilt` says so; a resume is then checked against the fold files' engine."""
+    chunks, engines = [], set()
+    for subject in subjects:
+        with np.load(run_dir / "folds" / f"{subject}.npz", allow_pickle=False) as z:
+            engine = str(z["engine"]) if "engine" in z.files else "unknown"
+            seconds = float(z["seconds"]) if "seconds" in z.files else 0.0
+        engines.add(engine)
+        chunks.append({"engine": engine, "folds": [subject], "seconds": round(seconds, 3)})
+    engine = engines.pop() if len(engines) == 1 and "unknown" not in engines else params.run.engine
+    now = _dt.datetime.now().isoformat(timespec="seconds")
+    return {"params": params.to_flat(), "params_fingerprint": params.fingerprint(), "data_fingerprint": data_fp,
+            "git_revision": git_revision(), "started": "unknown",
+            "rebuilt": f"{now}: run.json was missing; params from the run's params, engine and seconds from its "
+                       f"{len(subjects)} fold file(s), the rest unknown",
+            "numerics": {"engine": engine, "device": str(resolve_device(params.run.device)), "amp": params.run.amp,
+                         "torch": "unknown", "threads": None, "hardware": "unknown"},
+            "protocols": protocols.default_names(params.train), "chunks": chunks}
+
+
 def _save_chunk(job: Job, records: list[FoldRecord], seconds: float, worker: str = "") -> None:
     """Write a trained chunk's fold files, creating the run folder and its run.json with the first one."""
     if job.meta is None:
@@ -315,11 +347,27 @@ def _save_chunk(job: Job, records: list[FoldRecord], seconds: float, worker: str
     atomic_write_json(job.run.dir / RUN_FILE, job.meta)
 
 
+FINAL_FILES = ("predictions.csv", "metrics.csv", "curve.csv")
+
+
+def _complete(job: Job) -> bool:
+    """Whether the run is finished and written as this code would write it: nothing to train, its run.json says
+    finished (written after the CSVs) with today's protocols, and the CSVs are there. Such a run is only read."""
+    return (not job.todo and job.meta is not None and bool(job.meta.get("finished"))
+            and job.meta.get("protocols") == protocols.default_names(job.params.train)
+            and all((job.run.dir / f).is_file() for f in FINAL_FILES))
+
+
 def finalize(job: Job) -> None:
-    """Write predictions.csv, metrics.csv and curve.csv once every fold of the run is done."""
+    """Write predictions.csv, metrics.csv and curve.csv once every fold of the run is done (and its run.json last,
+    saying finished). A run already complete (`_complete`) is not rewritten."""
+    if _complete(job):
+        return
     records = load_records(job.run.dir, job.plans)
     if {p.subject for p in job.plans} - set(records):
         return
+    if job.meta is None:  # before any CSV: a run that cannot say what it is writes nothing
+        job.meta = read_meta(job.run.dir / RUN_FILE)
     records = {p.subject: records[p.subject] for p in job.plans}
     names = protocols.default_names(job.params.train)
     preds = protocols.protocol_predictions(records, job.samples, names)
@@ -329,26 +377,41 @@ def finalize(job: Job) -> None:
         protocols.protocol_scores(preds).to_csv(tmp, index=False)
     with atomic_path(job.run.dir / "curve.csv") as tmp:
         protocols.epoch_curve(records, job.samples).to_csv(tmp, index=False)
-    if job.meta is None:
-        job.meta = read_meta(job.run.dir / RUN_FILE)
     job.meta["protocols"] = names
     job.meta["finished"] = _dt.datetime.now().isoformat(timespec="seconds")
     atomic_write_json(job.run.dir / RUN_FILE, job.meta)
 
 
+def _cannot_write(folder: Path, e: OSError) -> HTNetInputError:
+    """A runs folder this process cannot write (mkdir, lock or file refused) as one error naming the folder."""
+    what = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+    return HTNetInputError(folder, "runs_dir", f"cannot write here ({what}); give runs_dir a folder this process can "
+                                               f"write")
+
+
 @contextlib.contextmanager
 def _locked(jobs: Sequence[Job]):
-    """Hold every job's run-folder lock (beside the folder, so the folder is not created before it has content)."""
+    """Hold every job's run-folder lock. The lock file sits beside the folder, so the folder is not created before it
+    has content, and is removed on release, while still held: filelock takes a lock only on a file still linked at
+    its path, so a process that opened the removed file cannot hold it too, and no run leaves an empty lock file."""
     with contextlib.ExitStack() as stack:
         for job in jobs:
-            job.run.dir.parent.mkdir(parents=True, exist_ok=True)
-            lock = FileLock(str(job.run.dir) + ".lock")
+            lock_path = Path(str(job.run.dir) + ".lock")
             try:
-                stack.enter_context(lock.acquire(timeout=0))
-            except Timeout:
-                raise HTNetInputError(job.run.dir, None, "another process is training this run (its lock "
-                                                         f"{lock.lock_file} is held); wait for it, or use another "
-                                                         f"runs_dir") from None
+                job.run.dir.parent.mkdir(parents=True, exist_ok=True)
+                for attempt in range(2):
+                    try:
+                        stack.enter_context(FileLock(str(lock_path)).acquire(timeout=0))
+                        break
+                    except Timeout:
+                        # the holder removed its lock file as it let go: take the new one once
+                        if attempt or lock_path.exists():
+                            raise HTNetInputError(job.run.dir, None, "another process is training this run (its lock "
+                                                                     f"{lock_path} is held); wait for it, or use "
+                                                                     f"another runs_dir") from None
+            except (PermissionError, NotADirectoryError, FileExistsError) as e:
+                raise _cannot_write(job.run.dir.parent, e) from None
+            stack.callback(lock_path.unlink, missing_ok=True)  # runs before this lock's release (last in, first out)
         yield
 
 
@@ -379,6 +442,7 @@ def run_many(params_list: Sequence[Params], name: str = "loso", samples: pd.Data
         jobs.append(by_dir.setdefault(job.run.dir, job))  # equal params: one run
     unique = list(by_dir.values())
     todo = [j for j in unique if j.todo]
+    writing = [j for j in unique if not _complete(j)]  # a complete run is read: no lock, no write
     tasks = []
     if todo:
         inputs: dict[tuple, torch.Tensor] = {}
@@ -395,21 +459,27 @@ def run_many(params_list: Sequence[Params], name: str = "loso", samples: pd.Data
             _choose_engine(job, inputs[key], y)
             for chunk in make_chunks(job.todo, job.params.train, job.chunk):
                 tasks.append((job, inputs[key], y, chunk))
-    with _locked(unique):
-        if tasks:
-            total = sum(len(c) * j.params.train.epochs for j, _, _, c in tasks)
-            engines = sorted({j.engine for j in todo})
-            desc = f"LOSO {'/'.join(engines)}" + (f", {len(todo)} runs" if len(todo) > 1 else "")
-            with progress_bar(total=total, unit="fold-epoch", desc=desc, disable=not progress) as bar:
-                def done(task, records, seconds, worker=""):
-                    job = task[0]
-                    _save_chunk(job, records, seconds, worker)
-                    if progress and len(unique) == 1:
-                        bar.set_postfix(_running_scores(job))
+    with _locked(writing):
+        try:
+            if tasks:
+                total = sum(len(c) * j.params.train.epochs for j, _, _, c in tasks)
+                engines = sorted({j.engine for j in todo})
+                desc = f"LOSO {'/'.join(engines)}" + (f", {len(todo)} runs" if len(todo) > 1 else "")
+                with progress_bar(total=total, unit="fold-epoch", desc=desc, disable=not progress) as bar:
+                    def done(task, records, seconds, worker=""):
+                        job = task[0]
+                        _save_chunk(job, records, seconds, worker)
+                        if progress and len(unique) == 1:
+                            bar.set_postfix(_running_scores(job))
 
-                resolve_executor(params_list[0].run, executor).run(tasks, done, bar.update)
-        for job in unique:
-            finalize(job)
+                    resolve_executor(params_list[0].run, executor).run(tasks, done, bar.update)
+            for job in writing:
+                finalize(job)
+        except PermissionError as e:  # a run folder (or its folds/) this process may not write
+            refused = Path(e.filename) if e.filename else None
+            folder = next((j.run.dir for j in writing if refused and refused.is_relative_to(j.run.dir)),
+                          writing[0].run.dir.parent)
+            raise _cannot_write(folder, e) from None
     return [Run(j.run.dir) for j in jobs]
 
 
