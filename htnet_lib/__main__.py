@@ -21,7 +21,7 @@ from .config import parse_set
 def cmd_fetch(args: argparse.Namespace) -> None:
     from . import data
 
-    dest = data.fetch(args.dest or data.DEFAULT_DIR, url=args.url)
+    dest = data.fetch(args.dest or data.default_dir(), url=args.url)
     print(f"release verified at {dest}\nuse it with: export {data.ENV_VAR}={dest}")
 
 

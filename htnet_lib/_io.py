@@ -1,4 +1,12 @@
-"""Small shared helpers: one error type that names the file and the field, atomic writes, provenance."""
+"""Small shared helpers: one error type that names the file and the field, atomic writes, provenance, and where a
+project's files are (`project_root`).
+
+Paths. Run folders, figures, the release's default place, and `reproduce`'s params levels and notebooks resolve from
+the working directory (or $HTNET_ROOT, or the params), never from the package's location, so an installed copy works
+anywhere: `project_root` is $HTNET_ROOT, else the nearest folder at or above the working directory that holds
+`params/` and `notebooks/` (a checkout, entered anywhere: nbval's kernels run in notebooks/), else the working
+directory. Only `git_revision` looks at the package's own folder: it records which code ran.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -10,8 +18,32 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-FIGURES_DIR = REPO_ROOT / "figures"  # figures/<level>: what the notebooks write (quick and honest are committed)
+ROOT_ENV = "HTNET_ROOT"  # the project folder, when the working directory is not inside it
+_SOURCE = Path(__file__).resolve().parent.parent  # where this code is (a checkout, or site-packages): git_revision only
+
+
+def project_root() -> Path:
+    """The project folder relative paths resolve against (module docstring): $HTNET_ROOT, else the nearest folder at
+    or above the working directory holding `params/` and `notebooks/`, else the working directory."""
+    env = os.environ.get(ROOT_ENV)
+    if env:
+        return Path(env).expanduser().resolve()
+    cwd = Path.cwd().resolve()
+    for d in (cwd, *cwd.parents):
+        if (d / "params").is_dir() and (d / "notebooks").is_dir():
+            return d
+    return cwd
+
+
+def in_project(path: str | os.PathLike) -> Path:
+    """`path` as given when absolute, else under `project_root`."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else project_root() / p
+
+
+def figures_dir() -> Path:
+    """figures/ of the project: figures/<level> is what the notebooks write (quick and honest are committed)."""
+    return project_root() / "figures"
 
 
 class HTNetInputError(ValueError):
@@ -75,8 +107,9 @@ def sha256_file(path: str | os.PathLike) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def git_revision(root: Path = REPO_ROOT) -> str:
-    """The project's git commit, with '+dirty' when tracked files have changes; 'unknown' outside git.
+def git_revision(root: Path = _SOURCE) -> str:
+    """The git commit of the code that runs (the package's own checkout), with '+dirty' when tracked files have
+    changes; 'unknown' outside git (an installed copy).
 
     Changes under figures/ do not count: they are outputs, and `reproduce` rewrites them while it runs."""
     try:

@@ -1,13 +1,15 @@
 """Typed configuration for every params section: the model (§3), the training protocol (§4.2) and the run.
 
 Params files are flat YAML (papermill merges parameters shallowly, so nested sections would be replaced whole): every
-key belongs to exactly one of `ModelConfig`, `TrainConfig` or `RunConfig`. The sections are pydantic models in strict
-mode: an unknown key, a wrong type (`true` for a number, text for an integer), a non-finite number (`.nan`, `.inf`) or
-an out-of-range value raises `HTNetInputError` naming the params file (or `--set`) and the key, before any work starts.
+key belongs to exactly one of the model section, `TrainConfig` or `RunConfig`. The model section is the config of the
+network `arch` names (`htnet` by default): each registered network's config class (`htnet_lib.models.registry`) owns
+its keys, so a new network's keys are params keys as soon as it is registered. The sections are pydantic models in
+strict mode (`htnet_lib.schema`): an unknown key, a wrong type (`true` for a number, text for an integer), a non-finite
+number (`.nan`, `.inf`) or an out-of-range value raises `HTNetInputError` naming the params file (or `--set`) and the
+key, before any work starts. A float key takes text that is a decimal number (`5e-5`: YAML 1.1 reads it as text).
 
-One exception to strictness (issue 18): a float key takes text that is a decimal number (`Float`). PyYAML follows
-YAML 1.1, which reads a float only with a dot and a signed exponent: `5e-5` and `1.0e6` come back as text, while
-`5.0e-5` and `1.0e+6` are floats. Such text is read as the number it writes.
+A params file may set keys of another network than the one it selects (a study's STSTNet point inherits HTNet's `dim`
+from its base): they are validated, kept (`Params.other_model_keys`) and do not change the network.
 """
 from __future__ import annotations
 
@@ -19,118 +21,18 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, ValidationError, model_validator
+from pydantic import Field, StrictInt, field_validator, model_validator
 
 from ._io import HTNetInputError
+from .models import HTNetConfig, ModelConfig, make_config, model_keys
+from .models.registry import default_of
+from .schema import Float, Ints, Positive, Section, Strs, input_error
 
-_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")  # what YAML 1.1 may leave as text: 5e-5, 1.0e6
+__all__ = ["ModelConfig", "HTNetConfig", "TrainConfig", "RunConfig", "Params", "Section", "Float", "Ints", "Positive",
+           "Strs", "input_error", "params_from_dict", "load_params", "parse_set", "read_yaml_mapping", "known_keys",
+           "AUTHORS_SCRIPT", "SESSION_ENV", "session_overrides"]
 
-
-def _decimal_text(value: Any) -> Any:
-    """A decimal number written as text (`5e-5`, `1.0e6`: YAML 1.1 reads them as strings) as the float it says; other
-    values pass unchanged to strict validation (`true`, `.nan`, 'fast' are still refused)."""
-    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()):
-        return float(value)
-    return value
-
-
-Positive = Annotated[int, Field(gt=0)]
-Float = Annotated[float, BeforeValidator(_decimal_text)]  # a float key: a YAML float, or a decimal number as text
-Ints = Annotated[tuple[StrictInt, ...], Field(strict=False)]  # YAML gives lists; items stay strict
-Strs = Annotated[tuple[StrictStr, ...], Field(strict=False)]
-
-
-def input_error(e: ValidationError, source: str | None) -> HTNetInputError:
-    """The first pydantic error as one `HTNetInputError` naming the key (and a list item's position)."""
-    err = e.errors()[0]
-    cause = (err.get("ctx") or {}).get("error")
-    if isinstance(cause, HTNetInputError):  # raised by a cross-field check below: it knows its field
-        return HTNetInputError(source, cause.field, cause.problem)
-    loc = [str(p) for p in err["loc"]]
-    key = loc[0] if loc else None
-    where = f" (item {loc[1]})" if len(loc) > 1 else ""
-    problem = err["msg"][0].lower() + err["msg"][1:]
-    if err["type"] == "extra_forbidden":
-        problem = "unknown key (known keys: " + ", ".join(sorted(OWNER)) + ")"
-    elif isinstance(err.get("input"), str) and err["type"].startswith("int") and _is_number(err["input"]):
-        # YAML reads 1e3 as text; an integer key wants digits (float keys take such text, see `Float`)
-        number = float(err["input"])
-        problem += f" (write {int(number)})" if number.is_integer() else " (an integer)"
-    return HTNetInputError(source, key, f"{problem}{where}, got {err.get('input')!r}")
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
-
-    def __init__(self, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-        except ValidationError as e:
-            raise input_error(e, None) from None
-
-
-class ModelConfig(Section):
-    """Model hyper-parameters (§3.2-3.3, §4.4). Defaults are the paper's initial settings of §4.4: block 7x7 at the
-    bottom level (28 px input, 7 px patches, 3 hierarchies), dim 256, 3 heads, (2, 2, 8) layers. The authors' released
-    script builds (2, 2, 10) (`AUTHORS_SCRIPT`).
-
-    `arch` names the network (`htnet`, or the `ststnet` baseline, which uses only image_size, channels, num_classes,
-    dropout). `dim` and `heads` are those of the first (finest) hierarchy; both double at each coarser level.
-    `block_repeats` counts transformer layers per hierarchy, finest first. `image_size` is the model's input side: the
-    assembled 28x28 regions are resized to it when it differs (Table 4's geometry, `regions.model_inputs`).
-    """
-
-    arch: Literal["htnet", "ststnet"] = "htnet"
-    image_size: Positive = 28
-    patch_size: Positive = 7
-    dim: Positive = 256
-    heads: Positive = 3
-    num_hierarchies: Positive = 3
-    block_repeats: Ints = (2, 2, 8)
-    mlp_mult: Positive = 4
-    dropout: Annotated[Float, Field(ge=0.0, lt=1.0)] = 0.0
-    num_classes: Positive = 3
-    channels: Positive = 3
-
-    @model_validator(mode="after")
-    def _geometry(self) -> "ModelConfig":
-        if self.arch != "htnet":
-            return self
-        if self.image_size % self.patch_size:
-            raise HTNetInputError(None, "patch_size", f"{self.patch_size} does not divide image_size {self.image_size}")
-        if len(self.block_repeats) != self.num_hierarchies or any(r <= 0 for r in self.block_repeats):
-            raise HTNetInputError(None, "block_repeats", f"needs {self.num_hierarchies} positive entries (one per "
-                                                         f"hierarchy), got {list(self.block_repeats)}")
-        if self.heads > self.dim:
-            raise HTNetInputError(None, "heads", f"{self.heads} heads exceed dim {self.dim}")
-        if self.grid % 2 ** (self.num_hierarchies - 1):
-            raise HTNetInputError(None, "num_hierarchies", f"{self.num_hierarchies} hierarchies need a patch grid "
-                                                           f"divisible by {2 ** (self.num_hierarchies - 1)}, "
-                                                           f"got {self.grid}x{self.grid}")
-        return self
-
-    @property
-    def grid(self) -> int:
-        """Patches per side after patch embedding."""
-        return self.image_size // self.patch_size
-
-    @property
-    def block_edge(self) -> int:
-        """Patches per block side; the authors' code makes it grid / 2**(num_hierarchies-1) at every level."""
-        return self.grid // 2 ** (self.num_hierarchies - 1)
-
-    @property
-    def block_px(self) -> tuple[int, ...]:
-        """Block side in input pixels per level, bottom (finest) first: Table 4's 7/14/28 for the paper's model."""
-        return tuple(self.block_edge * self.patch_size * 2 ** i for i in range(self.num_hierarchies))
+PROTOCOL_NAME = re.compile(r"[A-Za-z][\w-]*(@\d+)?")  # a registered protocol's key, `@` and its argument if it takes one
 
 
 class TrainConfig(Section):
@@ -186,25 +88,55 @@ class RunConfig(Section):
     workers: Annotated[int, Field(ge=0)] = 0  # local Ray: tasks at a time (0: one per CPU core)
     worker_threads: Annotated[int, Field(ge=1)] = 1  # torch threads of each Ray task
     gpu_fraction: Annotated[Float, Field(gt=0.0, le=1.0)] = 1.0  # share of a GPU a Ray task asks for on CUDA
+    # protocols the run scores besides the default ones (`loso.protocols.default_names`), e.g. [mean@5, inner-es@10];
+    # any registered protocol. They choose among recorded predictions, so they name no run folder.
+    protocols: Strs = ()
+
+    @field_validator("protocols")
+    @classmethod
+    def _protocol_names(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for i, name in enumerate(names):
+            if not PROTOCOL_NAME.fullmatch(name):
+                raise HTNetInputError(None, "protocols", f"{name!r} (item {i}) is not a protocol name such as "
+                                                         f"'last' or 'mean@5'")
+        return names
 
 
-SECTIONS: tuple[type[Section], ...] = (ModelConfig, TrainConfig, RunConfig)
-OWNER: dict[str, type[Section]] = {k: cls for cls in SECTIONS for k in cls.model_fields}
-assert len(OWNER) == sum(len(c.model_fields) for c in SECTIONS), "a params key belongs to one section only"
-AUTHORS_SCRIPT = ModelConfig(block_repeats=(2, 2, 10))  # what the authors' released script builds (its comment: 2,2,8)
+SECTIONS: tuple[type[Section], ...] = (TrainConfig, RunConfig)  # and the model section: the chosen network's config
+AUTHORS_SCRIPT = HTNetConfig(block_repeats=(2, 2, 10))  # what the authors' released script builds (its comment: 2,2,8)
+
+# The model keys, with their defaults, of the params schema before the network registry (HTNet's, and `arch`). A run
+# folder's name hashes all of them (`Params.fingerprint`), whatever the network, and any other model key only when it
+# differs from its default: so every run folder trained before the registry keeps its name.
+FINGERPRINT_MODEL_KEYS: dict[str, Any] = {
+    "arch": "htnet", "image_size": 28, "patch_size": 7, "dim": 256, "heads": 3, "num_hierarchies": 3,
+    "block_repeats": [2, 2, 8], "mlp_mult": 4, "dropout": 0.0, "num_classes": 3, "channels": 3}
+
+
+def known_keys() -> dict[str, str]:
+    """Every params key and its section ('model', 'train', 'run'); model keys are those of every registered network."""
+    out = {k: "model" for k in model_keys()}
+    for cls, name in ((TrainConfig, "train"), (RunConfig, "run")):
+        for k in cls.model_fields:
+            if k in out:
+                raise AssertionError(f"params key {k!r} belongs to two sections ({out[k]}, {name})")
+            out[k] = name
+    return out
 
 
 @dataclass(frozen=True)
 class Params:
-    """A whole params file: model, training and run sections, plus free-form notebook-only keys in `extra`."""
+    """A whole params file: the network's config (`model`), training and run sections, plus free-form notebook-only
+    keys in `extra` and keys of networks other than the chosen one in `other_model_keys` (see the module docstring)."""
 
-    model: ModelConfig = field(default_factory=ModelConfig)
+    model: ModelConfig = field(default_factory=HTNetConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     run: RunConfig = field(default_factory=RunConfig)
     extra: Mapping[str, Any] = field(default_factory=dict)
+    other_model_keys: Mapping[str, Any] = field(default_factory=dict)
 
     def to_flat(self) -> dict[str, Any]:
-        flat: dict[str, Any] = {}
+        flat: dict[str, Any] = {k: _plain_value(v) for k, v in self.other_model_keys.items()}
         for section in (self.model, self.train, self.run):
             flat.update(_plain(section))
         flat.update(self.extra)
@@ -215,33 +147,49 @@ class Params:
         return params_from_dict({**self.to_flat(), **changes}, source="<replace>", extra_keys=tuple(self.extra))
 
     def fingerprint(self) -> str:
-        """Hash of everything that changes the numbers (model and train sections), naming a run folder."""
-        payload = {"model": _plain(self.model), "train": _plain(self.train)}
+        """Hash of everything that changes the numbers (model and train sections), naming a run folder. The model
+        part is `FINGERPRINT_MODEL_KEYS` filled in from the params, plus any other model key set to a value other
+        than its default."""
+        payload = {"model": self._model_payload(), "train": _plain(self.train)}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+    def _model_payload(self) -> dict[str, Any]:
+        out = dict(FINGERPRINT_MODEL_KEYS)
+        values = {**{k: _plain_value(v) for k, v in self.other_model_keys.items()}, **_plain(self.model)}
+        for key, value in values.items():
+            if key in FINGERPRINT_MODEL_KEYS or value != _plain_value(default_of(key, type(self.model))):
+                out[key] = value
+        return out
+
+
+def _plain_value(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
 
 
 def _plain(section: Section) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in section.model_dump().items()}
+    return {k: _plain_value(v) for k, v in section.model_dump().items()}
 
 
 def params_from_dict(flat: Mapping[str, Any], source: str = "<dict>", extra_keys: tuple[str, ...] = ()) -> Params:
     """Validate a flat mapping into `Params`. Keys listed in `extra_keys` pass through untyped (notebook-only keys)."""
     if not isinstance(flat, Mapping):
         raise HTNetInputError(source, None, f"params must be a mapping of key: value, got {type(flat).__name__}")
-    per_section: dict[type, dict[str, Any]] = {cls: {} for cls in SECTIONS}
+    owner = known_keys()
+    per_section: dict[str, dict[str, Any]] = {"model": {}, "train": {}, "run": {}}
     extra: dict[str, Any] = {}
     for key, value in flat.items():
         if key in extra_keys:
             extra[key] = value
-        elif key in OWNER:
-            per_section[OWNER[key]][key] = value
+        elif key in owner:
+            per_section[owner[key]][key] = value
         else:
-            raise HTNetInputError(source, key, "unknown key (known keys: " + ", ".join(sorted(OWNER)) + ")")
+            raise HTNetInputError(source, key, "unknown key (known keys: " + ", ".join(sorted(owner)) + ")")
     try:
-        built = {cls: cls(**per_section[cls]) for cls in SECTIONS}
+        model, others = make_config(per_section["model"])
+        train, run = TrainConfig(**per_section["train"]), RunConfig(**per_section["run"])
     except HTNetInputError as e:
         raise HTNetInputError(source, e.field, e.problem) from None
-    return Params(model=built[ModelConfig], train=built[TrainConfig], run=built[RunConfig], extra=extra)
+    return Params(model=model, train=train, run=run, extra=extra, other_model_keys=others)
 
 
 def read_yaml_mapping(path: str | Path, what: str, known: set[str] | None = None) -> dict[str, Any]:

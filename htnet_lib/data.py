@@ -13,8 +13,9 @@ median) with its own left-right mirror image is -0.25 for channel 2 (anti-symmet
 face halves points in opposite directions) and +0.67 for channel 1 (symmetric: vertical motion). `flow_channel_symmetry`
 recomputes this; a test pins it.
 
-The data directory is one setting: an explicit argument, else `$HTNET_DATA_DIR`, else `./data/htnet-release` under the
-project (where `python -m htnet_lib fetch` puts it).
+The data directory is one setting: an explicit argument, else `$HTNET_DATA_DIR`, else `data/htnet-release` under the
+project folder (`_io.project_root`: the checkout you are in, or the working directory; where `python -m htnet_lib
+fetch` puts it).
 """
 from __future__ import annotations
 
@@ -35,11 +36,16 @@ import pandas as pd
 
 
 from . import release
-from ._io import REPO_ROOT, HTNetInputError, atomic_write_json, progress as progress_bar, sha256_file
+from ._io import HTNetInputError, atomic_write_json, project_root, progress as progress_bar, sha256_file
 from .release import CSV_NAME, FACE_DIR, FLOW_DIR, LABELS, flow_name
 
 ENV_VAR = "HTNET_DATA_DIR"
-DEFAULT_DIR = REPO_ROOT / "data" / "htnet-release"
+DEFAULT_SUBDIR = Path("data") / "htnet-release"
+
+
+def default_dir() -> Path:
+    """Where the release is looked for without a setting, and fetched to: data/htnet-release in the project folder."""
+    return project_root() / DEFAULT_SUBDIR
 
 UPSTREAM_REPO = "wangzhifengharrison/HTNet"
 UPSTREAM_COMMIT = "91cf4bda0a2db50d638d46c04c5d7cf3b602d446"
@@ -56,11 +62,11 @@ FETCH_HELP = (
 
 def resolve_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     """The release folder: `data_dir`, else $HTNET_DATA_DIR, else ./data/htnet-release. Raises with how to get it."""
-    chosen = data_dir or os.environ.get(ENV_VAR) or DEFAULT_DIR
+    chosen = data_dir or os.environ.get(ENV_VAR) or default_dir()
     path = Path(chosen).expanduser()
     if not (path / CSV_NAME).is_file():
         raise HTNetInputError(path / CSV_NAME, None, FETCH_HELP.format(
-            where=path, env=ENV_VAR, csv=CSV_NAME, repo=UPSTREAM_REPO, default=DEFAULT_DIR))
+            where=path, env=ENV_VAR, csv=CSV_NAME, repo=UPSTREAM_REPO, default=default_dir()))
     return path.resolve()
 
 
@@ -244,13 +250,13 @@ def verify_release(data_dir: str | os.PathLike | None = None) -> dict[str, int]:
     return {"flow_maps": n_flow, "faces": n_face, "files": len(expected)}
 
 
-def fetch(dest: str | os.PathLike = DEFAULT_DIR, url: str = UPSTREAM_ZIP, timeout: float = 60.0) -> Path:
+def fetch(dest: str | os.PathLike | None = None, url: str = UPSTREAM_ZIP, timeout: float = 60.0) -> Path:
     """Download the authors' release (a zip of the upstream commit), keep the data files, verify them, move into `dest`.
 
     Nothing is left half-written: files go to a temporary folder beside `dest`, which is renamed only after every
     checksum matches. Offline, raises with where to put the data by hand.
     """
-    dest = Path(dest).expanduser().resolve()
+    dest = Path(dest if dest is not None else default_dir()).expanduser().resolve()
     if (dest / CSV_NAME).is_file():
         verify_release(dest)
         return dest

@@ -1,7 +1,8 @@
 """What every notebook does first: resolve its params folder, load a params file, show provenance.
 
 Notebooks take one papermill parameter, `params_dir` (default `params/smoke`, so nbval runs the smoke values), and
-read the YAML files there through `load`. Paths resolve from the repository root, whatever the kernel's directory.
+read the YAML files there through `load`. Relative paths resolve from the project folder (`_io.project_root`: the
+checkout the kernel runs in, whichever of its folders, or $HTNET_ROOT), never from the package's location.
 """
 from __future__ import annotations
 
@@ -11,20 +12,19 @@ from typing import Any
 
 import pandas as pd
 
-from ._io import FIGURES_DIR, REPO_ROOT, git_revision
+from ._io import figures_dir as _figures_root, git_revision, in_project
 from .config import Params, load_params
 from .reproduce import params_dir as _params_dir
 
 
 def figures_dir(params_dir: str | os.PathLike) -> Path:
     """Where a level's tables and figures go: figures/<level> (figures/quick is committed; smoke is not)."""
-    return FIGURES_DIR / Path(params_dir).name
+    return _figures_root() / Path(params_dir).name
 
 
 def path(params_dir: str | os.PathLike, name: str) -> Path:
-    """A file of the params folder (relative folders resolve from the repository root)."""
-    d = Path(params_dir)
-    return _params_dir(str(d if d.is_absolute() else REPO_ROOT / d)) / name
+    """A file of the params folder (relative folders resolve from the project folder)."""
+    return _params_dir(str(in_project(params_dir))) / name
 
 
 def load(params_dir: str | os.PathLike, name: str = "loso.yaml", **overrides: Any) -> Params:

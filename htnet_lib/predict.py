@@ -1,5 +1,5 @@
 """Predict the micro-expression class of new data with trained weights (the recipe shipped with the package, or any
-file written by `model.save_weights`).
+file written by `models.save_weights`).
 
 From frames: the onset and apex frames of one micro-expression (any size, the same for both) -> the face box found by
 MTCNN on the onset frame, framed as the release's crops are -> the same crop of both frames -> optical flow onset to
@@ -24,7 +24,6 @@ What is checked, and said (issue 18):
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -39,7 +38,8 @@ from torch import nn
 from . import regions, release
 from ._io import HTNetInputError, atomic_write_json, cache_dir
 from .config import TrainConfig
-from .model import load_weights, read_weights_metadata
+from .models import geometry
+from .models.io import load_weights, read_weights_metadata, save_weights, tensors_sha256
 
 CARD = Path(__file__).with_name("weights") / "htnet-honest.json"  # the shipped recipe's card (the weights are built)
 WEIGHTS_ENV = "HTNET_WEIGHTS"
@@ -140,25 +140,11 @@ def save(model: nn.Module, train: TrainConfig, path: str | os.PathLike, card: di
     """Write weights for `load`: safetensors with the model config and the training settings, and (given `card`) a
     JSON card beside them (config, data fingerprint, git revision, scores...) naming the tensors' sha256, which `load`
     checks."""
-    from .model import save_weights
-
     path = Path(path)
     save_weights(model, path, metadata={"htnet_train_config": json.dumps(train.model_dump(), sort_keys=True)})
     if card is not None:
         atomic_write_json(path.with_suffix(".json"), {**card, "tensors_sha256": tensors_sha256(path)})
     return path
-
-
-def tensors_sha256(path: str | os.PathLike) -> str:
-    """sha256 over a weights file's tensors (names, dtypes, shapes, bytes, in name order). Not of the file: safetensors
-    writes its metadata in an arbitrary order, so equal weights can be different files."""
-    from safetensors.torch import load_file
-
-    digest = hashlib.sha256()
-    for name, t in sorted(load_file(str(path)).items()):
-        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        digest.update(t.contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def build_shipped(dest: str | os.PathLike | None = None, samples=None, progress: bool = True) -> tuple[Path, bool]:
@@ -195,23 +181,14 @@ def card_threads(card: dict[str, Any]) -> int:
 
 def train_final(params, samples=None, seed: int | None = None, progress: bool = True) -> nn.Module:
     """The recipe trained on every sample of the release (no fold, no test data: `epochs` fixed in advance), with the
-    loop engine's exact steps (the same batches, augmentation, loss and averaging as a LOSO fold)."""
-    import numpy as np
-
+    loop engine's exact steps (the same batches, augmentation, loss and averaging as a LOSO fold: `loso.engines.fit`)."""
     from . import data
-    from .loso.engines import train_loop
-    from .loso.folds import FoldPlan, fold_seed
+    from .loso.engines import fit
 
     samples = data.load_samples(params.run.data_dir or None) if samples is None else samples
-    X = regions.model_inputs(samples, data.load_flow_maps(samples), params.train, params.model.image_size,
+    X = regions.model_inputs(samples, data.load_flow_maps(samples), params.train, geometry(params.model),
                              progress=progress)
-    y = torch.tensor(samples["label"].to_numpy())
-    seed = params.train.seed if seed is None else seed
-    everything = np.arange(len(samples))
-    plan = FoldPlan("all", "all", everything, np.zeros(0, np.int64), everything[:1], fold_seed(seed, "all"))
-    holder: dict[str, nn.Module] = {}
-    train_loop(X, y, [plan], params, keep_model=holder)
-    return holder["model"].eval()
+    return fit(X, torch.tensor(samples["label"].to_numpy()), params, seed)
 
 
 def read_image(path: str | os.PathLike, field: str) -> np.ndarray:
@@ -291,7 +268,7 @@ def inputs(predictor: Predictor, flow_map: np.ndarray, face_bgr: np.ndarray | No
         with torch_threads(1):
             pts, _ = regions.face_landmarks(face_bgr, tr.regions, regions._mtcnn())
         x = regions.assemble(flow_map[None], regions.crop_centres(pts[None], tr.regions))
-    return regions.to_tensor(x, tr, predictor.model.cfg.image_size)
+    return regions.to_tensor(x, tr, geometry(predictor.model.cfg))
 
 
 def probabilities(predictor: Predictor, x: torch.Tensor) -> np.ndarray:

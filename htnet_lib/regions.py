@@ -33,6 +33,7 @@ from einops import rearrange
 
 from ._io import HTNetInputError, atomic_path, cache_dir, progress as progress_bar, torch_threads
 from .data import fingerprint, load_face
+from .models.registry import InputGeometry
 from .release import MAP_SIZE
 
 Variant = Literal["official", "corrected"]
@@ -223,35 +224,46 @@ def cache_path_for(variant: Variant, data_dir: str | os.PathLike | None) -> Path
     return cache_dir() / f"landmarks-{variant}-{fingerprint(data_dir)}.csv"
 
 
-def model_inputs(samples: pd.DataFrame, maps: np.ndarray, train, image_size: int = MAP_SIZE,
+def model_inputs(samples: pd.DataFrame, maps: np.ndarray, train, geometry: InputGeometry | int = MAP_SIZE,
                  progress: bool = True) -> torch.Tensor:
-    """The model's inputs (N, 3, image_size, image_size) float32 from the flow maps (N, 28, 28, 3), as `train` (a
-    `config.TrainConfig`) asks:
+    """The inputs of a network (N, channels, size, size) float32 from the flow maps (N, 28, 28, 3), as `train` (a
+    `config.TrainConfig`) asks and the network reads (`geometry`: its registry entry's `InputGeometry`,
+    `models.geometry(cfg)`; an int is a side, with all three map channels):
 
-    - `regions`: `official` / `corrected` tile the four facial regions (§3.1, `region_inputs`); `whole` keeps the map;
+    - `regions`: `official` / `corrected` tile the four facial regions (§3.1, `region_inputs`); `whole` keeps the map
+      (a network that reads only one of these says so in its geometry, and the others raise naming `regions`);
     - `preprocessing`: `official` keeps what the authors feed their model, OpenCV channel order (strain, v, u) and raw
       0..255 values; `scaled` maps values to [-1, 1] with a fixed affine map (no statistics, so nothing can leak);
-    - `image_size` other than 28 (Table 4's block sizes: a p-pixel bottom block needs a 4p input): the assembled
-      28x28 input is resized to image_size x image_size, bilinearly (antialiased when shrinking). The paper does not
-      say how its 28x28 maps became 20..40 px; this is our choice. Each 14x14 region then spans 2p x 2p pixels, one
-      middle-level block.
+    - a side other than 28 (Table 4's block sizes: a p-pixel bottom block needs a 4p input): the assembled 28x28
+      input is resized to size x size, bilinearly (antialiased when shrinking). The paper does not say how its 28x28
+      maps became 20..40 px; this is our choice. Each 14x14 region then spans 2p x 2p pixels, one middle-level block;
+    - the map channels the network reads (`geometry.map_channels`), in its order.
     """
+    g = _geometry(geometry)
+    g.check(train.regions)
     if train.regions == "whole":
         x = np.asarray(maps)
         if x.ndim != 4 or x.shape[1:3] != (MAP_SIZE, MAP_SIZE):
             raise HTNetInputError(None, "maps", f"expected (N, 28, 28, C) flow maps, got {x.shape}")
     else:
         x = region_inputs(samples, maps, train.regions, progress=progress)
-    return to_tensor(x, train, image_size)
+    return to_tensor(x, train, g)
 
 
-def to_tensor(x: np.ndarray, train, image_size: int = MAP_SIZE) -> torch.Tensor:
-    """Assembled inputs (N, 28, 28, 3) uint8 -> the model's (N, 3, image_size, image_size) float32 tensor: the resize
-    and the preprocessing of `model_inputs`."""
+def _geometry(geometry: InputGeometry | int) -> InputGeometry:
+    return geometry if isinstance(geometry, InputGeometry) else InputGeometry(int(geometry), 3)
+
+
+def to_tensor(x: np.ndarray, train, geometry: InputGeometry | int = MAP_SIZE) -> torch.Tensor:
+    """Assembled inputs (N, 28, 28, 3) uint8 -> the network's (N, channels, size, size) float32 tensor: the channel
+    choice, resize and preprocessing of `model_inputs`."""
+    g = _geometry(geometry)
     t = torch.from_numpy(np.ascontiguousarray(x)).permute(0, 3, 1, 2).float().contiguous()
-    if image_size != MAP_SIZE:
-        t = F.interpolate(t, size=(image_size, image_size), mode="bilinear", align_corners=False,
-                          antialias=image_size < MAP_SIZE).clamp_(0, 255)
+    if g.map_channels != (0, 1, 2):
+        t = t[:, list(g.map_channels)].contiguous()
+    if g.size != MAP_SIZE:
+        t = F.interpolate(t, size=(g.size, g.size), mode="bilinear", align_corners=False,
+                          antialias=g.size < MAP_SIZE).clamp_(0, 255)
     if train.preprocessing == "scaled":
         t = t / 127.5 - 1.0
     return t

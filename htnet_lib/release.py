@@ -12,16 +12,19 @@ reported for), `paper_values` and every figure (dataset names and order).
 - `datasets/combined_datasets_whole/{imagename}`: the 224x224 apex faces.
 
 **The datasets**, in the paper's order (Table 2's columns): each has a key (the CSV's `dataset` value), a display name
-and whether it belongs to the composite (the "Full" scope of Table 2). Adding a dataset is one entry in `DATASETS`:
+and whether it belongs to the composite (the "Full" scope of Table 2). Adding a dataset is one entry in `DATASETS`
+(or, from code, `register(Dataset(...))`):
 
     Dataset("mmew", "MMEW", composite=False)
 
-after which a release folder whose CSV holds `mmew` rows loads, trains and is scored as its own scope. To build such a
-folder from raw frames, `htnet_lib.raw.adapters` also needs an adapter for its annotation format.
+after which a release folder whose CSV holds `mmew` rows loads, trains and is scored as its own scope in every table
+and figure (their scopes come from the data: `scopes_of`). To build such a folder from raw frames,
+`htnet_lib.raw.adapters` takes one `Adapter` record for its annotation format (`register_adapter`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 from ._io import HTNetInputError
 
@@ -69,6 +72,32 @@ NAMES: dict[str, str] = {d.key: d.name for d in DATASETS}
 _BY_NAME: dict[str, str] = {d.name: d.key for d in DATASETS}
 
 
+def _derive() -> None:
+    global KEYS, COMPOSITE, NAMES, _BY_NAME
+    KEYS = tuple(d.key for d in DATASETS)
+    COMPOSITE = tuple(d.key for d in DATASETS if d.composite)
+    NAMES = {d.key: d.name for d in DATASETS}
+    _BY_NAME = {d.name: d.key for d in DATASETS}
+
+
+def register(entry: Dataset) -> Dataset:
+    """Add a dataset to the registry from code (the same as an entry in `DATASETS`, placed last); a key or display
+    name that exists is an error. Read the registry through this module's names (`release.KEYS`), not copies."""
+    global DATASETS
+    if entry.key in KEYS or entry.name in _BY_NAME or entry.name == FULL:
+        raise HTNetInputError(None, "dataset", f"dataset {entry.key!r} ({entry.name!r}) exists already")
+    DATASETS = (*DATASETS, entry)
+    _derive()
+    return entry
+
+
+def unregister(key: str) -> None:
+    """Remove a dataset added by `register` (tests, notebook experiments)."""
+    global DATASETS
+    DATASETS = tuple(d for d in DATASETS if d.key != key)
+    _derive()
+
+
 def dataset(key: str) -> Dataset:
     """The registry entry of `key`; an unknown key raises naming the known ones."""
     for d in DATASETS:
@@ -89,8 +118,20 @@ def key_of(name: str) -> str:
     raise HTNetInputError(None, "scope", f"unknown dataset name {name!r} (known: {', '.join(_BY_NAME)})")
 
 
-def scopes(keys: tuple[str, ...] | list[str] = COMPOSITE) -> list[str]:
+def scopes(keys: Iterable[str] = COMPOSITE) -> list[str]:
     """The scopes UF1/UAR are reported for, in order: Full (when any composite dataset is present), then each dataset's
     display name. `keys` are the datasets present (default: the composite's)."""
-    present = [d for d in DATASETS if d.key in set(keys)]
+    keys = set(keys)
+    present = [d for d in DATASETS if d.key in keys]
     return ([FULL] if any(d.composite for d in present) else []) + [d.name for d in present]
+
+
+def scopes_of(table) -> list[str]:
+    """The scopes of a table, in report order: from its `dataset` column (predictions: `scopes` of the datasets it
+    holds) or its `scope` column (scores: the names it holds, Full first, then the registry's order). So a dataset
+    outside the composite gets its own rows wherever its predictions go."""
+    if "dataset" in getattr(table, "columns", ()):
+        return scopes(table["dataset"].astype(str).unique())
+    names = list(dict.fromkeys(table["scope"].astype(str)))
+    order = [FULL, *(d.name for d in DATASETS)]
+    return [s for s in order if s in names] + [s for s in names if s not in order and s]

@@ -7,6 +7,9 @@ Provenance: after each notebook, `figures/<level>/provenance.json` records what 
 revision, data fingerprint, the params files' hashes and any `--set`, library versions, hardware, seconds, and the
 sha256 of every output, so a committed table can be traced to the code and data behind it.
 
+Paths: `notebooks/`, `params/<level>`, `executed/` and `figures/` are those of the project folder (`_io.project_root`:
+the checkout the working directory is in, or $HTNET_ROOT), and the kernels run there; never the package's location.
+
 Progress: the kernels run with $HTNET_PROGRESS=log, so long steps (a LOSO run, a sweep) write plain text progress
 lines, and papermill streams each kernel's stdout and stderr to this terminal as they come.
 """
@@ -22,23 +25,32 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._io import (FIGURES_DIR, PROGRESS_ENV, REPO_ROOT, HTNetInputError, atomic_write_json, git_revision, hardware,
+from ._io import (PROGRESS_ENV, HTNetInputError, atomic_write_json, figures_dir, git_revision, hardware, project_root,
                   sha256_file)
 
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
-PARAMS_ROOT = REPO_ROOT / "params"
 LEVELS = ("smoke", "quick", "paper", "honest")  # honest: notebook 07 only (`--only 07`)
 PROVENANCE = "provenance.json"  # figures/<level>/provenance.json
 
 
+def notebook_dir() -> Path:
+    """notebooks/ of the project folder (`_io.project_root`: the checkout the working directory is in, or
+    $HTNET_ROOT)."""
+    return project_root() / "notebooks"
+
+
+def params_root() -> Path:
+    """params/ of the project folder: one folder per level."""
+    return project_root() / "params"
+
+
 def notebooks() -> list[Path]:
     """The numbered notebooks, in order."""
-    return sorted(p for p in NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    return sorted(p for p in notebook_dir().glob("[0-9][0-9]_*.ipynb"))
 
 
 def params_dir(level: str) -> Path:
     """`params/<level>`, or any folder path holding the same files."""
-    d = PARAMS_ROOT / level if level in LEVELS else Path(level)
+    d = params_root() / level if level in LEVELS else Path(level)
     if not d.is_dir():
         raise HTNetInputError(d, None, f"params folder not found (levels: {', '.join(LEVELS)}, or a folder path)")
     return d.resolve()
@@ -49,22 +61,23 @@ def reproduce(level: str = "quick", only: list[str] | None = None, out_dir: str 
     import papermill as pm
 
     pdir = params_dir(level)
-    out = Path(out_dir) if out_dir else REPO_ROOT / "executed" / pdir.name
+    root = project_root()
+    out = Path(out_dir) if out_dir else root / "executed" / pdir.name
     out.mkdir(parents=True, exist_ok=True)
     chosen = [nb for nb in notebooks() if not only or any(nb.name.startswith(o) for o in only)]
     if not chosen:
         raise HTNetInputError(None, "only", f"no notebook matches {only}")
-    record = FIGURES_DIR / pdir.name / PROVENANCE
+    record = figures_dir() / pdir.name / PROVENANCE
     read_provenance(record)  # a damaged record stops the run before any notebook, not after the first
     done = []
     for nb in chosen:
         target = out / nb.name
         t0, started = time.perf_counter(), time.time()
-        print(f"[{nb.name}] running with {pdir.relative_to(REPO_ROOT) if pdir.is_relative_to(REPO_ROOT) else pdir}",
+        print(f"[{nb.name}] running with {pdir.relative_to(root) if pdir.is_relative_to(root) else pdir}",
               flush=True)
         try:
             with _progress_as_text():
-                pm.execute_notebook(str(nb), str(target), parameters={"params_dir": str(pdir)}, cwd=str(REPO_ROOT),
+                pm.execute_notebook(str(nb), str(target), parameters={"params_dir": str(pdir)}, cwd=str(root),
                                     kernel_name="python3", progress_bar=False, stdout_file=sys.stdout,
                                     stderr_file=sys.stderr, config=_kernel_config())
         except pm.PapermillExecutionError as e:

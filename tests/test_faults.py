@@ -350,9 +350,7 @@ def test_reproduce_progress_has_no_kernel_transport_warning(tmp_path, monkeypatc
                 nbformat.v4.new_code_cell("print('cell ran')")]
     nbformat.write(nb, nb_dir / "01_t.ipynb")
     (tmp_path / "params" / "t").mkdir(parents=True)
-    monkeypatch.setattr(reproduce, "NOTEBOOK_DIR", nb_dir)
-    monkeypatch.setattr(reproduce, "FIGURES_DIR", tmp_path / "figures")
-    monkeypatch.setattr(reproduce, "REPO_ROOT", tmp_path)
+    monkeypatch.setenv("HTNET_ROOT", str(tmp_path))  # its notebooks/, params/ and figures/ (_io.project_root)
     reproduce.reproduce(str(tmp_path / "params" / "t"), out_dir=tmp_path / "executed")
     out, err = capfd.readouterr()
     assert "cell ran" in out and "[01_t.ipynb] done" in out

@@ -13,13 +13,14 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from htnet_lib import data, model, paper_values, regions, release  # noqa: E402
+from htnet_lib import data, paper_values, regions, release  # noqa: E402
 from htnet_lib.figures import preprocess, walkthrough  # noqa: E402
-from htnet_lib.config import AUTHORS_SCRIPT, ModelConfig  # noqa: E402
-from htnet_lib.model import HTNet  # noqa: E402
+from htnet_lib.config import AUTHORS_SCRIPT  # noqa: E402
+from htnet_lib.models import analyses, costs  # noqa: E402
+from htnet_lib.models.htnet import HTNet, HTNetConfig  # noqa: E402
 
-SMALL = ModelConfig(dim=16, heads=2, block_repeats=(1, 1, 1))
-TWO = ModelConfig(dim=16, heads=2, num_hierarchies=2, block_repeats=(1, 1))
+SMALL = HTNetConfig(dim=16, heads=2, block_repeats=(1, 1, 1))
+TWO = HTNetConfig(dim=16, heads=2, num_hierarchies=2, block_repeats=(1, 1))
 
 
 def titles(fig: Figure) -> list[str]:
@@ -33,7 +34,7 @@ def no_pyplot_leak():
     assert set(plt.get_fignums()) == before, "a figure function left a figure open in pyplot"
 
 
-def model_and_input(cfg: ModelConfig, seed: int = 0) -> tuple[HTNet, torch.Tensor]:
+def model_and_input(cfg: HTNetConfig, seed: int = 0) -> tuple[HTNet, torch.Tensor]:
     torch.manual_seed(seed)
     return HTNet(cfg).eval(), torch.rand(1, 3, 28, 28) * 255
 
@@ -115,24 +116,24 @@ def test_blocks_and_attention_figures(no_pyplot_leak):
 
 def test_region_influence_stays_local_until_aggregation():
     net, x = model_and_input(SMALL)
-    inf = model.region_influence(net, x, quadrant=0)
+    inf = analyses.region_influence(net, x, quadrant=0)
     for stage in ("patch_embedding", "hierarchy0"):  # one token per block: nothing moves between tokens
         d = inf[stage]
         assert (d[:2, :2] > 0).all() and np.count_nonzero(d) == 4
     assert np.count_nonzero(inf["aggregation0"]) > 1  # the 3x3 conv and max-pool reach the other regions
-    inf2 = model.region_influence(*model_and_input(TWO), quadrant=3)
+    inf2 = analyses.region_influence(*model_and_input(TWO), quadrant=3)
     assert np.count_nonzero(inf2["hierarchy0"][:2, :]) == 0 and np.count_nonzero(inf2["hierarchy0"][:, :2]) == 0
 
 
 def test_influence_figure(no_pyplot_leak):
-    fig = walkthrough.influence_figure(model.region_influence(*model_and_input(SMALL)))
+    fig = walkthrough.influence_figure(analyses.region_influence(*model_and_input(SMALL)))
     assert titles(fig)[0].startswith("input")
 
 
 def test_pos_embed_effect_last_level_is_inert_and_model_restored():
     net, x = model_and_input(SMALL)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    t = model.pos_embed_effect(net, x)
+    t = analyses.pos_embed_effect(net, x)
     col = [c for c in t.columns if c.startswith("max |logit change|")][0]
     assert t.loc["hierarchy2", col] < 1e-4
     assert t.loc["hierarchy1", col] > 1e-3
@@ -140,15 +141,15 @@ def test_pos_embed_effect_last_level_is_inert_and_model_restored():
 
 
 def test_stage_costs_paper_config(no_pyplot_leak):
-    c = model.stage_costs(AUTHORS_SCRIPT)
+    c = costs.stage_costs(AUTHORS_SCRIPT)
     assert c.loc["total", "params"] == 139_582_982
     assert c.drop(index="total")["params"].sum() == 139_582_982
     assert c.loc["hierarchy2", "params_share"] > 0.9
     assert c.loc["total", "params_MB_fp32"] == pytest.approx(139_582_982 * 4 / 2 ** 20)
-    assert model.stage_costs(ModelConfig()).loc["total", "params"] == 114_429_446  # the paper's (2, 2, 8)
+    assert costs.stage_costs(HTNetConfig()).loc["total", "params"] == 114_429_446  # the paper's (2, 2, 8)
     assert c.loc["total", "MFLOPs_train"] > 2 * c.loc["total", "MFLOPs_forward"]
-    assert model.stage_costs(ModelConfig(block_repeats=(2, 2, 2))).loc["total", "params"] == 38_968_838
-    fig = walkthrough.costs_figure({"paper": c, "small": model.stage_costs(SMALL)})
+    assert costs.stage_costs(HTNetConfig(block_repeats=(2, 2, 2))).loc["total", "params"] == 38_968_838
+    fig = walkthrough.costs_figure({"paper": c, "small": costs.stage_costs(SMALL)})
     assert [ax.get_ylabel() for ax in fig.axes][:1] == ["share of the model's total"]
 
 

@@ -1,4 +1,4 @@
-"""Tests for htnet_lib.model: sizes, parity with the authors' model (vit-pytorch 0.35.8 NesT), weights files,
+"""Tests for htnet_lib.models (HTNet): sizes, parity with the authors' model (vit-pytorch 0.35.8 NesT), weights files,
 vmap over stacked weights, input checks and FLOP counts."""
 from __future__ import annotations
 
@@ -11,25 +11,27 @@ from torch.func import functional_call, stack_module_state
 from vit_pytorch.nest import NesT  # test-only dev dependency, pinned to 0.35.8 (the authors' model)
 
 from htnet_lib._io import HTNetInputError
-from htnet_lib.config import AUTHORS_SCRIPT, ModelConfig
-from htnet_lib.model import (WEIGHTS_FORMAT, HTNet, _config_to_json, convert_nest_state_dict, count_parameters, flops_by_level,
-                             flops_per_sample, load_weights, save_weights, stage_names)
+from htnet_lib.config import AUTHORS_SCRIPT
+from htnet_lib.models.convert import convert_nest_state_dict
+from htnet_lib.models.costs import count_parameters, flops_by_level, flops_per_sample
+from htnet_lib.models.htnet import HTNet, HTNetConfig, stage_names
+from htnet_lib.models.io import WEIGHTS_FORMAT, _config_to_json, load_weights, save_weights
 
-def nest_for(cfg: ModelConfig) -> torch.nn.Module:
+def nest_for(cfg: HTNetConfig) -> torch.nn.Module:
     """The authors' model for a config (vit-pytorch 0.35.8 NesT; dim_head is unused there)."""
     return NesT(image_size=cfg.image_size, patch_size=cfg.patch_size, dim=cfg.dim, heads=cfg.heads,
                 num_hierarchies=cfg.num_hierarchies, block_repeats=cfg.block_repeats,
                 num_classes=cfg.num_classes, mlp_mult=cfg.mlp_mult, channels=cfg.channels)
 
 
-def maps_like_data(n: int, cfg: ModelConfig, seed: int = 0) -> torch.Tensor:
+def maps_like_data(n: int, cfg: HTNetConfig, seed: int = 0) -> torch.Tensor:
     """Random inputs scaled like the released data (raw 0..255 maps)."""
     g = torch.Generator().manual_seed(seed)
     return torch.rand(n, cfg.channels, cfg.image_size, cfg.image_size, generator=g) * 255
 
 
 # a config whose blocks hold 2x2 positions, so attention mixes positions (the paper's config has one per block)
-TWO_LEVELS = ModelConfig(dim=48, heads=3, num_hierarchies=2, block_repeats=(2, 2))
+TWO_LEVELS = HTNetConfig(dim=48, heads=3, num_hierarchies=2, block_repeats=(2, 2))
 
 
 # ---------------------------------------------------------------------------------------------------- sizes
@@ -37,7 +39,7 @@ TWO_LEVELS = ModelConfig(dim=48, heads=3, num_hierarchies=2, block_repeats=(2, 2
 
 @pytest.mark.parametrize("repeats, expected", [((2, 2, 10), 139_582_982), ((2, 2, 2), 38_968_838)])
 def test_parameter_counts_match_authors_code(repeats, expected):
-    cfg = ModelConfig(block_repeats=repeats)
+    cfg = HTNetConfig(block_repeats=repeats)
     with torch.device("meta"):
         ours, theirs = HTNet(cfg), nest_for(cfg)
     assert count_parameters(ours) == expected
@@ -68,7 +70,7 @@ def test_widths_heads_and_blocks_per_hierarchy():
 # ---------------------------------------------------------------------------------------------------- parity
 
 
-@pytest.mark.parametrize("cfg", [ModelConfig(block_repeats=(2, 2, 2)), TWO_LEVELS], ids=["paper-222-dim256", "two-levels"])
+@pytest.mark.parametrize("cfg", [HTNetConfig(block_repeats=(2, 2, 2)), TWO_LEVELS], ids=["paper-222-dim256", "two-levels"])
 def test_outputs_equal_authors_model(cfg):
     torch.manual_seed(123)
     theirs = nest_for(cfg).eval()
@@ -107,7 +109,7 @@ def test_attention_is_nontrivial_with_larger_blocks():
 def test_one_token_fast_path_equals_full_attention():
     """With one token per block, attention skips the query and key projections; the explicit softmax path gives the
     same outputs and gradients, and q/k receive exactly zero gradient either way (so Adam never moves them)."""
-    from htnet_lib.model import Attention
+    from htnet_lib.models.htnet import Attention
 
     torch.manual_seed(0)
     attn = Attention(24, 3)
@@ -125,7 +127,7 @@ def test_one_token_fast_path_equals_full_attention():
 
 
 def test_paper_config_blocks_hold_one_token():
-    cfg = ModelConfig(dim=16, block_repeats=(1, 1, 1))
+    cfg = HTNetConfig(dim=16, block_repeats=(1, 1, 1))
     m = HTNet(cfg).eval()
     x = maps_like_data(2, cfg)
     maps = m.attention_maps(x)
@@ -142,7 +144,7 @@ def test_paper_config_blocks_hold_one_token():
 
 
 def test_converter_rejects_unknown_keys_and_strips_module_prefix():
-    cfg = ModelConfig(dim=8, block_repeats=(1, 1, 1))
+    cfg = HTNetConfig(dim=8, block_repeats=(1, 1, 1))
     sd = nest_for(cfg).state_dict()
     prefixed = {f"module.{k}": v for k, v in sd.items()}
     assert set(convert_nest_state_dict(prefixed)) == set(HTNet(cfg).state_dict())
@@ -167,7 +169,7 @@ def test_safetensors_round_trip(tmp_path):
 
 
 def test_loading_wrong_shapes_names_file_and_key(tmp_path):
-    cfg = ModelConfig(dim=8, block_repeats=(1, 1, 1))
+    cfg = HTNetConfig(dim=8, block_repeats=(1, 1, 1))
     sd = {k: v.contiguous() for k, v in HTNet(cfg).state_dict().items()}
     sd["stages.1.hierarchy.layers.0.mlp.fc1.weight"] = torch.zeros(7, 16)
     path = tmp_path / "bad.safetensors"
@@ -198,7 +200,7 @@ def test_loading_wrong_shapes_names_file_and_key(tmp_path):
 # ---------------------------------------------------------------------------------------------------- vmap
 
 
-@pytest.mark.parametrize("cfg", [TWO_LEVELS, ModelConfig(dim=24, block_repeats=(1, 1, 2))], ids=["two-levels", "three-levels"])
+@pytest.mark.parametrize("cfg", [TWO_LEVELS, HTNetConfig(dim=24, block_repeats=(1, 1, 2))], ids=["two-levels", "three-levels"])
 def test_vmap_over_stacked_weights_matches_separate_models(cfg):
     torch.manual_seed(2)
     models = [HTNet(cfg) for _ in range(4)]
@@ -240,7 +242,7 @@ def test_vmap_over_stacked_weights_matches_separate_models(cfg):
 
 @pytest.mark.parametrize("shape", [(2, 3, 32, 32), (2, 1, 28, 28), (3, 28, 28), (2, 28, 28, 3)])
 def test_wrong_input_shape_is_a_clear_error(shape):
-    m = HTNet(ModelConfig(dim=8, block_repeats=(1, 1, 1)))
+    m = HTNet(HTNetConfig(dim=8, block_repeats=(1, 1, 1)))
     with pytest.raises(HTNetInputError) as err:
         m(torch.zeros(shape))
     assert err.value.field == "input"
@@ -248,7 +250,7 @@ def test_wrong_input_shape_is_a_clear_error(shape):
 
 
 def test_integer_input_is_a_clear_error():
-    m = HTNet(ModelConfig(dim=8, block_repeats=(1, 1, 1)))
+    m = HTNet(HTNetConfig(dim=8, block_repeats=(1, 1, 1)))
     with pytest.raises(HTNetInputError, match="floating-point"):
         m(torch.zeros(2, 3, 28, 28, dtype=torch.uint8))
 

@@ -16,11 +16,11 @@ import pytest
 import torch
 
 from htnet_lib import config, data, release, paper_values as pv
-from htnet_lib.config import ModelConfig
-from htnet_lib.model import HTNet, count_parameters
+from htnet_lib.models.costs import count_parameters
+from htnet_lib.models.htnet import HTNet, HTNetConfig
 
 DEPTHS = [r[0] for r in pv.TABLE5]
-# The code's exact parameter counts per Table 5 depth (htnet_lib.model; the same as the authors' model, test_model.py).
+# The code's exact parameter counts per Table 5 depth (htnet_lib.models.htnet; the same as the authors' model, test_model.py).
 CODE_PARAMS = {(2, 2, 2): 38_968_838, (2, 2, 4): 64_122_374, (2, 2, 6): 89_275_910, (2, 2, 8): 114_429_446,
                (2, 2, 10): 139_582_982, (2, 2, 12): 164_736_518}
 
@@ -144,7 +144,7 @@ def test_authors_script_row_and_settings():
 def test_project_defaults_are_the_papers_model_with_the_scripts_training():
     """config.py's model defaults are the paper's initial settings (§4.4: (2, 2, 8)); what the paper does not state
     (batch size, shuffling) comes from the authors' script; config.AUTHORS_SCRIPT is the script's (2, 2, 10) model."""
-    m, tr, a = config.ModelConfig(), config.TrainConfig(), config.AUTHORS_SCRIPT
+    m, tr, a = config.HTNetConfig(), config.TrainConfig(), config.AUTHORS_SCRIPT
     p, c = pv.PAPER_SETTINGS, pv.CODE_SETTINGS
     assert (m.block_px[0], m.dim, m.heads, tuple(m.block_repeats)) == (p["block_px"], p["dim"], p["heads"],
                                                                       p["block_repeats"])
@@ -270,7 +270,7 @@ def test_table5_size_column_is_torchsummarys_total_size_not_a_parameter_count(de
     t = pv.table5()
     printed = dict(zip(t["block_repeats"], t["size_mb_as_printed"]))[depth]
     with torch.device("meta"):
-        ours = HTNet(ModelConfig(block_repeats=depth))
+        ours = HTNet(HTNetConfig(block_repeats=depth))
         theirs = NesT(image_size=28, patch_size=7, dim=256, heads=3, num_hierarchies=3, block_repeats=depth,
                       num_classes=3)
     n = count_parameters(ours)
@@ -347,13 +347,13 @@ def test_accessors_return_copies():
 
 
 def test_reported_for_picks_the_papers_cell_for_a_configuration():
-    t2, where = pv.reported_for(config.ModelConfig())
+    t2, where = pv.reported_for(config.HTNetConfig())
     assert where.startswith("Table 2") and t2.loc["Full"].tolist() == [0.8603, 0.8475]
     t5, where = pv.reported_for(config.AUTHORS_SCRIPT)
     assert where.startswith("Table 5 (2, 2, 10)") and t5.loc["Full"].tolist() == [0.8464, 0.8376]
-    t4, where = pv.reported_for(config.ModelConfig(patch_size=5, image_size=20))
+    t4, where = pv.reported_for(config.HTNetConfig(patch_size=5, image_size=20))
     assert where.startswith("Table 4 (5x5)") and t4.loc["Full"].tolist() == [0.837, 0.8213]
-    small, where = pv.reported_for(config.ModelConfig(dim=32, block_repeats=(1, 1, 1)))
+    small, where = pv.reported_for(config.HTNetConfig(dim=32, block_repeats=(1, 1, 1)))
     assert "not this one" in where and small.loc["Full"].tolist() == [0.8603, 0.8475]
-    _, where = pv.reported_for(config.ModelConfig(patch_size=5, image_size=40))  # not Table 4's geometry (4p)
+    _, where = pv.reported_for(config.HTNetConfig(patch_size=5, image_size=40))  # not Table 4's geometry (4p)
     assert "not this one" in where

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 import torch
 
 from htnet_lib import config, predict, regions
-from htnet_lib._io import REPO_ROOT, HTNetInputError
+from htnet_lib._io import HTNetInputError
 from htnet_lib.loso.engines import init_model
 
 ROWS = [0, 150, 309, 441]  # CASME II, SMIC-HS, SAMM samples
@@ -99,9 +100,9 @@ def test_bad_inputs_are_one_clear_error(weights, samples, tmp_path):
         import re
         assert re.search(message, r.stderr), (message, r.stderr)
     with pytest.raises(HTNetInputError, match="htnet_train_config"):
-        from htnet_lib.model import save_weights
+        from htnet_lib.models import save_weights
         plain = tmp_path / "plain.safetensors"
-        save_weights(init_model(config.ModelConfig(dim=16, block_repeats=(1, 1, 1)), 0), plain)
+        save_weights(init_model(config.HTNetConfig(dim=16, block_repeats=(1, 1, 1)), 0), plain)
         predict.load(plain)
 
 
@@ -113,7 +114,7 @@ def test_shipped_weights_rebuild_from_their_card_bit_for_bit(tmp_path, samples, 
 
     path, identical = predict.build_shipped(tmp_path / "shipped.safetensors", samples, progress=False)
     shipped = predict.load(path)
-    recipe = config.load_params(REPO_ROOT / "params/honest/loso.yaml")
+    recipe = config.load_params(Path(__file__).resolve().parents[1] / "params/honest/loso.yaml")
     assert shipped.train == recipe.train and shipped.model.cfg == recipe.model
     card = shipped.info
     assert card == json.loads(predict.CARD.read_text()) and card["params"]["regions"] == "whole"

@@ -193,12 +193,12 @@ def test_compare_and_restrict_to_release_list(synthetic_db, tmp_path):
 def test_adapters_are_registered_by_release_key():
     """One adapter per dataset key of the registry; the raw databases are listed in its (the paper's) order, and
     every per-database table of the adapters and the synthetic layouts covers exactly those keys."""
-    assert set(adapters.LOADERS) <= set(release.KEYS)
-    assert adapters.DATABASES == ("smic", "casme2", "samm", "casme3")
-    positions = [release.KEYS.index(k) for k in adapters.DATABASES]
-    assert positions == sorted(positions) and set(adapters.DATABASES) == set(adapters.LOADERS)
+    assert set(adapters.ADAPTERS) <= set(release.KEYS)
+    assert adapters.databases() == adapters.DATABASES == ("smic", "casme2", "samm", "casme3")
+    positions = [release.KEYS.index(k) for k in adapters.databases()]
+    assert positions == sorted(positions) and set(adapters.databases()) == set(adapters.ADAPTERS)
     for table in (EMOTIONS, EXCLUDED, adapters.ANNOTATIONS, adapters.FRAME_BASES, synthetic.EMOTION_WORDS):
-        assert set(table) == set(adapters.LOADERS)
+        assert set(table) == set(adapters.ADAPTERS)  # one record per database (synthetic: the built-in layouts)
 
 
 def test_counts_use_the_registry_class_names(synthetic_db):

@@ -7,11 +7,15 @@ import os
 import re
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from htnet_lib import reproduce
-from htnet_lib._io import FIGURES_DIR, REPO_ROOT, HTNetInputError
+from htnet_lib._io import HTNetInputError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent  # this checkout
+FIGURES_DIR = REPO_ROOT / "figures"
 
 
 def test_record_lists_only_what_the_notebook_wrote_with_hashes_and_relative_names(tmp_path, monkeypatch):

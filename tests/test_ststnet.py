@@ -11,10 +11,9 @@ from torch import nn
 from torch.func import functional_call, stack_module_state
 
 from htnet_lib._io import HTNetInputError
-from htnet_lib.config import ModelConfig
-from htnet_lib.model import HTNet, count_parameters, flops_per_sample
-from htnet_lib.model import count_flops
-from htnet_lib.ststnet import STSTNet
+from htnet_lib.models.costs import count_flops, count_parameters, flops_per_sample
+from htnet_lib.models.htnet import HTNet, HTNetConfig
+from htnet_lib.models.ststnet import STSTNet
 
 
 def maps_like_data(n: int, seed: int = 0, size: int = 28) -> torch.Tensor:
@@ -109,7 +108,7 @@ def test_flops_per_sample():
 
 
 def test_count_flops_is_generic():
-    cfg = ModelConfig(dim=16, block_repeats=(1, 1, 1))
+    cfg = HTNetConfig(dim=16, block_repeats=(1, 1, 1))
     for train in (False, True):
         assert count_flops(HTNet(cfg), train=train) == flops_per_sample(cfg, train=train)
     with pytest.raises(HTNetInputError, match="input_shape"):

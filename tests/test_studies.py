@@ -4,7 +4,7 @@ import pytest
 
 from htnet_lib import loso
 from htnet_lib._io import HTNetInputError
-from htnet_lib.config import ModelConfig
+from htnet_lib.config import HTNetConfig
 from htnet_lib.figures import audit as audit_figures
 from htnet_lib.studies import audit, load_study, sweeps
 
@@ -22,9 +22,9 @@ def base(tmp_path):
 
 
 def test_block_geometry_follows_the_authors_layout():
-    assert sweeps.block_geometry(ModelConfig()) == {"block_px": "7/14/28", "tokens_per_block": 1}
-    assert sweeps.block_geometry(ModelConfig(patch_size=5, image_size=20)) == {"block_px": "5/10/20", "tokens_per_block": 1}
-    assert sweeps.block_geometry(ModelConfig(num_hierarchies=2, block_repeats=(2, 10))) == {"block_px": "14/28",
+    assert sweeps.block_geometry(HTNetConfig()) == {"block_px": "7/14/28", "tokens_per_block": 1}
+    assert sweeps.block_geometry(HTNetConfig(patch_size=5, image_size=20)) == {"block_px": "5/10/20", "tokens_per_block": 1}
+    assert sweeps.block_geometry(HTNetConfig(num_hierarchies=2, block_repeats=(2, 10))) == {"block_px": "14/28",
                                                                                            "tokens_per_block": 4}
 
 

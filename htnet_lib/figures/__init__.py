@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .._io import FIGURES_DIR, atomic_path
+from .._io import atomic_path, figures_dir
 
 
 def finish(fig: Figure) -> Figure:
@@ -28,9 +28,9 @@ def finish(fig: Figure) -> Figure:
     return fig
 
 
-def save_table(df: pd.DataFrame, name: str, out_dir: str | os.PathLike = FIGURES_DIR) -> list[Path]:
-    """`name`.csv and `name`.md in `out_dir`."""
-    out = Path(out_dir)
+def save_table(df: pd.DataFrame, name: str, out_dir: str | os.PathLike | None = None) -> list[Path]:
+    """`name`.csv and `name`.md in `out_dir` (default: the project's figures/)."""
+    out = Path(out_dir) if out_dir is not None else figures_dir()
     paths = [out / f"{name}.csv", out / f"{name}.md"]
     with atomic_path(paths[0]) as tmp:
         df.to_csv(tmp, index=False)
@@ -40,9 +40,9 @@ def save_table(df: pd.DataFrame, name: str, out_dir: str | os.PathLike = FIGURES
 
 
 def save_figure(fig: Figure, name: str, data: pd.DataFrame | None = None,
-                out_dir: str | os.PathLike = FIGURES_DIR) -> list[Path]:
-    """`name`.png (and `name`.csv with the plotted numbers) in `out_dir`."""
-    out = Path(out_dir)
+                out_dir: str | os.PathLike | None = None) -> list[Path]:
+    """`name`.png (and `name`.csv with the plotted numbers) in `out_dir` (default: the project's figures/)."""
+    out = Path(out_dir) if out_dir is not None else figures_dir()
     paths = [out / f"{name}.png"]
     with atomic_path(paths[0]) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")

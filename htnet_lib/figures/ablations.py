@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .. import metrics, paper_values
+from .. import metrics, paper_values, release
 from ..loso import label as protocol_label
 from ..studies.sweeps import SweepResults
 from . import finish
@@ -88,7 +88,8 @@ def sweep_summary(results: SweepResults, sweep: str, protocols: tuple[str, ...] 
     prows = paper.rows() if paper else None
     ref = reference_label(results, sweep)
     t = results.table[results.table["sweep"] == sweep]
-    info_cols = ["label", *sw.varied, "block_px", "tokens_per_block", "params"]
+    described = list(dict.fromkeys(k for p in sw.points for k in p.params.model.describe()))  # e.g. HTNet's blocks
+    info_cols = ["label", *sw.varied, *described, "params"]
     rows = []
     for point in sw.points:
         runs = results.runs[(sweep, point.label)]
@@ -129,7 +130,7 @@ def _paper_key(v: Any) -> Any:
     return "(" + ", ".join(map(str, v)) + ")" if isinstance(v, (list, tuple)) else v
 
 
-def sweep_table(summary: pd.DataFrame, protocol: str = "paper", scopes: tuple[str, ...] = tuple(SCOPES),
+def sweep_table(summary: pd.DataFrame, protocol: str = "paper", scopes: tuple[str, ...] | None = None,
                 digits: int = 4) -> pd.DataFrame:
     """A readable wide view of a `sweep_summary`: one row per point; per scope ours as 'mean ± sd [lo, hi]' beside
     the paper's value and the difference; the paired difference from the reference point on Full."""
@@ -139,7 +140,7 @@ def sweep_table(summary: pd.DataFrame, protocol: str = "paper", scopes: tuple[st
             or c in _varied(s)]
     keep = [c for c in keep if s[c].notna().any()]
     out = s.drop_duplicates("label").set_index("label")[keep[1:] if keep[0] == "label" else keep].copy()
-    for scope in scopes:
+    for scope in scopes or release.scopes_of(s):  # the data's scopes: a dataset outside Full has its own columns
         sc = s[s["scope"] == scope].set_index("label")
         if sc.empty:
             continue
@@ -191,7 +192,7 @@ def sweep_figure(summary: pd.DataFrame, sweep: str, paper: str = "", title: str 
     x = np.arange(len(labels))
     for ax, proto in zip(axes[0], protocols):
         s = summary[summary["protocol"] == proto]
-        for j, scope in enumerate(SCOPES):
+        for j, scope in enumerate(release.scopes_of(s)):
             sc = s[s["scope"] == scope].set_index("label").reindex(labels)
             off = (j - 1.5) * 0.08
             err = np.vstack([sc[metric] - sc[f"{metric}_lo"], sc[f"{metric}_hi"] - sc[metric]])

@@ -8,11 +8,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from .. import metrics, paper_values
+from .. import metrics, paper_values, release
 from ..loso import Run, label as protocol_label, seed_summary
 from . import finish
-
-SCOPES = list(metrics.SCOPES)
 
 
 def audit_table(guess_scores: pd.DataFrame, real: Sequence[Run], shuffled: Sequence[Run] = ()) -> pd.DataFrame:
@@ -30,12 +28,13 @@ def audit_table(guess_scores: pd.DataFrame, real: Sequence[Run], shuffled: Seque
 
 def audit_figure(audit: pd.DataFrame, metric: str = "UF1") -> plt.Figure:
     """Bars: paper protocol vs fixed epoch for each kind of predictions, per scope; the paper's reported value marked."""
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
+    scopes = release.scopes_of(audit)
+    fig, axes = plt.subplots(1, 2, figsize=(12 * max(1, len(scopes) / 4), 4), sharey=True)
     reported = paper_values.htnet_table2()
     for ax, proto in zip(axes, ["paper", "last"]):
         sub = audit[audit["protocol"] == proto]
-        sns.barplot(data=sub, x="scope", y=f"{metric}_mean", hue="predictions", order=SCOPES, ax=ax)
-        for i, scope in enumerate(SCOPES):
+        sns.barplot(data=sub, x="scope", y=f"{metric}_mean", hue="predictions", order=scopes, ax=ax)
+        for i, scope in enumerate(scopes):
             if scope in reported.index:
                 ax.hlines(reported.loc[scope, metric], i - 0.42, i + 0.42, colors="black", linewidth=2.5,
                           label="paper (reported)" if i == 0 else None)

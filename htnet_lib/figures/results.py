@@ -17,10 +17,10 @@ import seaborn as sns
 
 from .. import metrics, paper_values, release
 from ..config import ModelConfig
-from ..loso import Run, label as protocol_label
+from ..loso import Run, label as protocol_label, protocol_scores
 from . import finish
 
-SCOPES = list(metrics.SCOPES)
+SCOPES = list(metrics.SCOPES)  # the composite's scopes (the paper's Table 2); tables and figures show the data's own
 PAPER = "paper (reported)"
 AUTHORS = "authors' stored predictions"
 
@@ -31,16 +31,30 @@ def source_name(protocol: str) -> str:
 
 
 def protocols_of(runs: Sequence[Run]) -> list[str]:
+    """The protocols the runs scored (their params' `protocols:` included)."""
     return list(runs[0].meta["protocols"])
+
+
+def predictions(run: Run, protocols: Sequence[str] = ()) -> pd.DataFrame:
+    """A run's predictions table with a column for each of `protocols`: those it scored when it finished, and any
+    other registered protocol computed from its fold records."""
+    preds = run.predictions()
+    missing = [p for p in protocols if p not in preds.columns]
+    if missing:
+        extra = run.protocol_predictions(missing)
+        for p in missing:
+            preds[p], preds[f"{p}_epoch"] = extra[p].to_numpy(), extra[f"{p}_epoch"].to_numpy()
+        preds.attrs["protocols"] = list(dict.fromkeys([*(preds.attrs.get("protocols") or []), *missing]))
+    return preds
 
 
 def ours(runs: Sequence[Run], protocols: Sequence[str] | None = None, n_boot: int = 1000) -> pd.DataFrame:
     """Our runs (one per seed) per protocol and scope: UF1/UAR mean over seeds, sd, and the 95% subject-bootstrap
-    interval of the mean. Columns: protocol, scope, UF1, UF1_sd, UF1_lo, UF1_hi, UAR, UAR_sd, UAR_lo, UAR_hi,
-    seeds."""
+    interval of the mean. `protocols`: any registered ones (default: those the runs scored). Columns: protocol,
+    scope, UF1, UF1_sd, UF1_lo, UF1_hi, UAR, UAR_sd, UAR_lo, UAR_hi, seeds."""
     protocols = list(protocols or protocols_of(runs))
-    preds = [r.predictions() for r in runs]
-    per_seed = pd.concat([r.metrics() for r in runs])
+    preds = [predictions(r, protocols) for r in runs]
+    per_seed = pd.concat([protocol_scores(_only(p, protocols)) for p in preds])
     sd = per_seed.groupby(["protocol", "scope"])[["UF1", "UAR"]].std(ddof=1)
     rows = []
     for p in protocols:
@@ -53,9 +67,18 @@ def ours(runs: Sequence[Run], protocols: Sequence[str] | None = None, n_boot: in
     return pd.DataFrame(rows)
 
 
-def table2(runs: Sequence[Run], authors: pd.DataFrame | None = None, n_boot: int = 1000) -> pd.DataFrame:
-    """Table 2 (§4.3), long: ours per protocol (mean over seeds, sd, interval), the paper's reported value for the
-    runs' configuration beside each with the difference, and the authors' stored predictions.
+def _only(preds: pd.DataFrame, protocols: Sequence[str]) -> pd.DataFrame:
+    out = preds.copy()
+    out.attrs["protocols"] = list(protocols)
+    return out
+
+
+def table2(runs: Sequence[Run], authors: pd.DataFrame | None = None, n_boot: int = 1000,
+           protocols: Sequence[str] | None = None) -> pd.DataFrame:
+    """Table 2 (§4.3), long: ours per protocol (mean over seeds, sd, interval; `protocols`: any registered ones,
+    default those the runs scored), the paper's reported value for the runs' configuration beside each with the
+    difference, and the authors' stored predictions. Scopes are those of the data: Full and each dataset present
+    (a dataset outside the composite has its own rows).
 
     Columns: source, protocol, scope, UF1, UF1_sd, UF1_lo, UF1_hi, UAR (same), seeds, paper_UF1, paper_UAR,
     diff_UF1, diff_UAR (ours - paper), paper_in_ci (the paper's UF1 inside our UF1 interval), paper_source.
@@ -64,14 +87,15 @@ def table2(runs: Sequence[Run], authors: pd.DataFrame | None = None, n_boot: int
                                                                                    "Table 2, §4.3")
     frames = []
     if runs:
-        o = ours(runs, n_boot=n_boot)
+        o = ours(runs, protocols, n_boot=n_boot)
         o.insert(0, "source", o["protocol"].map(source_name))
         frames.append(o)
     if authors is not None:
         a = metrics.bootstrap(authors, n_boot=n_boot).reset_index(names="scope")
         frames.append(a.assign(source=AUTHORS, protocol="", seeds=np.nan))
+    shown = release.scopes_of(pd.concat(frames)) if frames else SCOPES
     p = reported.reset_index(names="scope").assign(source=PAPER, protocol="")
-    frames.append(p[p["scope"].isin(SCOPES)])
+    frames.append(p[p["scope"].isin(shown)])
     out = pd.concat(frames, ignore_index=True)
     out["paper_UF1"] = out["scope"].map(reported["UF1"])
     out["paper_UAR"] = out["scope"].map(reported["UAR"])
@@ -105,7 +129,7 @@ def wide(long: pd.DataFrame, values: Sequence[str] = ("UF1", "UAR"), digits: int
         row = rows.setdefault(r["source"], {"source": r["source"]})
         for m in values:
             row[f"{r['scope']} {m}"] = cell(r, m)
-    cols = ["source"] + [f"{s} {m}" for s in SCOPES for m in values]
+    cols = ["source"] + [f"{s} {m}" for s in release.scopes_of(long) for m in values]
     return pd.DataFrame(list(rows.values())).reindex(columns=[c for c in cols if c == "source" or
                                                               c in {k for v in rows.values() for k in v}])
 
@@ -113,29 +137,30 @@ def wide(long: pd.DataFrame, values: Sequence[str] = ("UF1", "UAR"), digits: int
 def table2_figure(t2: pd.DataFrame, metric: str = "UF1") -> plt.Figure:
     """Table 2 as bars: ours per protocol (mean over seeds, 95% subject-bootstrap interval), the authors' stored
     predictions, the paper's HTNet (black line) and the paper's 12 earlier methods (grey dots; handcrafted as x)."""
-    fig, ax = plt.subplots(figsize=(11, 4.6))
+    scopes = release.scopes_of(t2)
+    fig, ax = plt.subplots(figsize=(11 * max(1, len(scopes) / 4), 4.6))
     bars = t2[t2["source"] != PAPER].reset_index(drop=True)
     sources = list(dict.fromkeys(bars["source"]))
     width = 0.8 / max(1, len(sources))
     for j, src in enumerate(sources):
-        sub = bars[bars["source"] == src].set_index("scope").reindex(SCOPES)
-        x = np.arange(len(SCOPES)) - 0.4 + width * (j + 0.5)
+        sub = bars[bars["source"] == src].set_index("scope").reindex(scopes)
+        x = np.arange(len(scopes)) - 0.4 + width * (j + 0.5)
         err = np.vstack([sub[metric] - sub[f"{metric}_lo"], sub[f"{metric}_hi"] - sub[metric]])
         ax.bar(x, sub[metric], width, label=src, yerr=np.nan_to_num(err), capsize=2)
     earlier = paper_values.table2()
     earlier = earlier[~earlier["ours"]]
-    for i, scope in enumerate(SCOPES):
+    for i, scope in enumerate(scopes):
         e = earlier[earlier["dataset"] == scope]
         for fam, marker in (("handcrafted", "x"), ("deep", "o")):
             v = e[e["family"] == fam][metric]
             ax.scatter(np.full(len(v), i + 0.45), v, marker=marker, s=14, color="grey", zorder=4,
                        label=f"paper: earlier {fam} methods" if i == 0 else None)
     paper = t2[t2["source"] == PAPER].set_index("scope")
-    for i, scope in enumerate(SCOPES):
+    for i, scope in enumerate(scopes):
         if scope in paper.index:
             ax.hlines(paper.loc[scope, metric], i - 0.42, i + 0.42, colors="black", linewidth=2.5,
                       label=f"paper: HTNet ({t2['paper_source'].iloc[0]})" if i == 0 else None)
-    ax.set_xticks(range(len(SCOPES)), SCOPES)
+    ax.set_xticks(range(len(scopes)), scopes)
     ax.set_ylim(0, 1)
     ax.set_xlabel("dataset")
     ax.set_ylabel(metric)
@@ -154,10 +179,11 @@ def per_class(runs: Sequence[Run], protocol: str, authors: pd.DataFrame | None =
     stored predictions, and the paper's stated value with the difference. Columns: scope, emotion, ours, ours_sd,
     authors, paper, paper_relation, diff."""
     rows = []
-    for scope in SCOPES:
+    preds = [predictions(r, [protocol]) for r in runs]
+    for scope in release.scopes_of(preds[0]):
         recalls = []
-        for r in runs:
-            sub = metrics.scope_rows(r.predictions(), scope)
+        for p in preds:
+            sub = metrics.scope_rows(p, scope)
             c = metrics.confusion(sub["label"], sub[protocol])
             recalls.append(np.diag(c) / np.maximum(c.sum(1), 1))
         rec = np.array(recalls)
@@ -183,10 +209,11 @@ def confusion_figure(panels: dict[str, list[pd.DataFrame]], pred_cols: dict[str,
     """Fig. 7: confusion matrices per scope (counts summed over a source's seeds; colour = share of the true class),
     one row of panels per source (e.g. ours under two protocols, the authors')."""
     labels = list(release.CLASSES)
-    fig, axes = plt.subplots(len(panels), len(SCOPES), figsize=(3.2 * len(SCOPES), 3.0 * len(panels)), squeeze=False)
+    scopes = release.scopes_of(next(iter(panels.values()))[0])
+    fig, axes = plt.subplots(len(panels), len(scopes), figsize=(3.2 * len(scopes), 3.0 * len(panels)), squeeze=False)
     for r, (name, tables) in enumerate(panels.items()):
         col = (pred_cols or {}).get(name, "pred")
-        for c, scope in enumerate(SCOPES):
+        for c, scope in enumerate(scopes):
             cm = sum(metrics.confusion(metrics.scope_rows(t, scope)["label"], metrics.scope_rows(t, scope)[col])
                      for t in tables)
             norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
@@ -204,8 +231,10 @@ def confusion_figure(panels: dict[str, list[pd.DataFrame]], pred_cols: dict[str,
 def per_class_figure(pc: pd.DataFrame) -> plt.Figure:
     """Per-class accuracy per scope: ours (mean over seeds, sd as error bar), the authors' stored predictions, and the
     accuracies the paper states (§5: Full 0.94 / 0.81 / 0.80; SMIC-HS positive 0.76, surprise 0.72) as black marks."""
-    fig, axes = plt.subplots(1, len(SCOPES), figsize=(3.4 * len(SCOPES), 3.4), sharey=True)
-    for ax, scope in zip(axes, SCOPES):
+    scopes = release.scopes_of(pc)
+    fig, axes = plt.subplots(1, len(scopes), figsize=(3.4 * len(scopes), 3.4), sharey=True, squeeze=False)
+    axes = axes[0]
+    for ax, scope in zip(axes, scopes):
         d = pc[pc["scope"] == scope].reset_index(drop=True)
         x = np.arange(len(d))
         ax.bar(x - 0.18, d["ours"], 0.36, yerr=np.nan_to_num(d["ours_sd"]), capsize=2, label="ours")
@@ -253,13 +282,15 @@ def curve_figure(run_curves: pd.DataFrame, guess_curve: pd.DataFrame | None = No
                  model: ModelConfig | None = None) -> plt.Figure:
     """Per scope: the paper protocol's pick among epochs 1..E against the prediction at E, over E (mean and sd band
     over seeds), with random guesses under the same pick for reference and the paper's reported value as a line."""
-    fig, axes = plt.subplots(1, len(SCOPES), figsize=(4.2 * len(SCOPES), 3.6), sharey=True)
+    scopes = release.scopes_of(run_curves)
+    fig, axes = plt.subplots(1, len(scopes), figsize=(4.2 * len(scopes), 3.6), sharey=True, squeeze=False)
+    axes = axes[0]
     reported = paper_values.reported_for(model)[0] if model is not None else paper_values.htnet_table2()
     data = run_curves.assign(source="HTNet: " + run_curves["protocol"].map(protocol_label))
     if guess_curve is not None:
         g = guess_curve[guess_curve["protocol"] == "paper"]
         data = pd.concat([data, g.assign(source="random guesses: " + protocol_label("paper"))], ignore_index=True)
-    for ax, scope in zip(axes, SCOPES):
+    for ax, scope in zip(axes, scopes):
         sub = data[data["scope"] == scope]
         sns.lineplot(data=sub, x="epoch", y=metric, hue="source", errorbar="sd", ax=ax, legend=ax is axes[-1])
         if scope in reported.index:
@@ -295,8 +326,8 @@ def settings_table(params) -> pd.DataFrame:
     s = paper_values.settings()
     ours_ = []
     for name in s["setting"]:
-        if name == "block_px":
-            ours_.append(params.model.block_px[0])
+        if name == "block_px":  # HTNet's bottom block; other networks have none
+            ours_.append(getattr(params.model, "block_px", ("",))[0])
         else:
             v = flat.get(name, "")
             ours_.append(tuple(v) if isinstance(v, list) else v)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .._io import HTNetInputError
 from ..config import TrainConfig
 from ..release import HORIZONTAL_FLOW_CHANNEL
 
@@ -48,16 +49,27 @@ def fold_loss(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, weights
     return loss.sum(1) / wy.sum(1)
 
 
+def horizontal_channel(map_channels: Sequence[int], train: TrainConfig) -> int:
+    """Where the release's horizontal flow u sits among a network's input channels (`InputGeometry.map_channels`);
+    a mirror needs it, so `mirror: true` for a network that does not read u raises naming `mirror`."""
+    if HORIZONTAL_FLOW_CHANNEL in map_channels:
+        return list(map_channels).index(HORIZONTAL_FLOW_CHANNEL)
+    if train.mirror:
+        raise HTNetInputError(None, "mirror", "a mirror reverses the horizontal flow, which this network does not read")
+    return HORIZONTAL_FLOW_CHANNEL
+
+
 def simple_ce(train: TrainConfig) -> bool:
     """The authors' plain cross-entropy (then `F.cross_entropy` runs as they ran it)."""
     return train.loss == "ce" and train.label_smoothing == 0
 
 
-def mirror(x: torch.Tensor, scaled: bool) -> torch.Tensor:
-    """Left-right mirror of inputs (..., C, H, W): flip the columns and reverse the horizontal flow."""
+def mirror(x: torch.Tensor, scaled: bool, horizontal: int = HORIZONTAL_FLOW_CHANNEL) -> torch.Tensor:
+    """Left-right mirror of inputs (..., C, H, W): flip the columns and reverse the horizontal flow (input channel
+    `horizontal`: the release's u, wherever the network's geometry puts it)."""
     out = x.flip(-1).clone()
-    u = out[..., HORIZONTAL_FLOW_CHANNEL, :, :]
-    out[..., HORIZONTAL_FLOW_CHANNEL, :, :] = -u if scaled else 255.0 - u
+    u = out[..., horizontal, :, :]
+    out[..., horizontal, :, :] = -u if scaled else 255.0 - u
     return out
 
 
@@ -70,9 +82,10 @@ def _shifted(x: torch.Tensor, dy: int, dx: int, s: int) -> torch.Tensor:
 
 
 def augment(x: torch.Tensor, seeds: Sequence[int], lengths: Sequence[int], epoch: int, batch: int,
-            train: TrainConfig) -> torch.Tensor:
+            train: TrainConfig, horizontal: int = HORIZONTAL_FLOW_CHANNEL) -> torch.Tensor:
     """Augment a batch of inputs (F, B, C, H, W) of F folds (B >= each fold's real `lengths`): mirror each sample with
-    probability 1/2 and shift it by up to `shift_px` pixels, from draws of (fold seed, epoch, batch)."""
+    probability 1/2 and shift it by up to `shift_px` pixels, from draws of (fold seed, epoch, batch). `horizontal`:
+    the input channel that holds the horizontal flow (`horizontal_channel`)."""
     if not train.mirror and not train.shift_px:
         return x
     n_f, n_b = x.shape[:2]
@@ -87,7 +100,7 @@ def augment(x: torch.Tensor, seeds: Sequence[int], lengths: Sequence[int], epoch
     scaled = train.preprocessing == "scaled"
     if flips.any():
         sel = torch.as_tensor(flips, device=x.device)[..., None, None, None]
-        x = torch.where(sel, mirror(x, scaled), x)
+        x = torch.where(sel, mirror(x, scaled, horizontal), x)
     if moves.any():
         s = train.shift_px
         out = x.clone()

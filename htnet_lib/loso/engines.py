@@ -1,13 +1,20 @@
 """Engines that train a chunk of LOSO folds (§4.2), and how a run picks one.
 
-- `loop`: one fold after another, as the authors do.
-- `batched`: a chunk of folds as one computation (`torch.func.stack_module_state` + `torch.vmap(functional_call)`).
-  Each fold sees only its own training samples, and because Adam is elementwise the stacked optimiser equals one
-  Adam per fold; a test checks that a fold trained alone and inside a chunk gives the same predictions.
+Both engines run one training step, `_train`: per epoch and batch, augment, forward under autocast, each fold's mean
+loss, backward, one Adam step; then the weights' running average (`swa_start`) and, after each evaluated epoch, the
+logits of the samples each fold scores. What differs is only how a chunk's models are held (`Folds`):
+
+- `loop` (`OneModel`): one fold after another, a plain module, as the authors train; dropout masks come from the
+  fold's own seed;
+- `batched` (`StackedModels`): a chunk of folds as one computation (`torch.func.stack_module_state` +
+  `torch.vmap(functional_call)`), batches padded to a common length with a mask. Each fold sees only its own training
+  samples, and because Adam is elementwise the stacked optimiser equals one Adam per fold; a test checks that a fold
+  trained alone and inside a chunk gives the same predictions.
 
 Both record, for every fold, the logits on its held-out subject (and on its inner validation subjects) after every
-evaluated epoch, and its mean training loss per epoch (`FoldRecord`). `engine: auto` times both on this device and
-config (`calibrate_engine`, cached per machine) and keeps the faster.
+evaluated epoch, and its mean training loss per epoch (`FoldRecord`). `train` returns them (`Trained`) and, when
+asked, the trained models; `fit` trains one model on every sample (no held-out subject). `engine: auto` times both on
+this device and config (`calibrate_engine`, cached per machine) and keeps the faster.
 """
 from __future__ import annotations
 
@@ -15,7 +22,6 @@ import contextlib
 import copy
 import hashlib
 import json
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -30,9 +36,9 @@ from torch.optim import swa_utils
 
 from .._io import HTNetInputError, atomic_write_json, cache_dir
 from ..config import ModelConfig, Params
-from ..model import build
+from ..models import build, build_on_meta, geometry
 from . import augment
-from .folds import FoldPlan, epoch_batches, eval_epochs, fold_labels
+from .folds import FoldPlan, epoch_batches, eval_epochs, fold_labels, fold_seed
 
 
 class TrainingDiverged(HTNetInputError):
@@ -64,6 +70,15 @@ class FoldRecord:
         return self.inner_logits.argmax(-1).astype(np.int8)
 
 
+@dataclass
+class Trained:
+    """What `train` returns: one record per fold, in the plans' order, and (when asked) each fold's trained model,
+    with the averaged weights when `swa_start` is set, in eval mode."""
+
+    records: list[FoldRecord]
+    models: list[nn.Module] | None = None
+
+
 def init_model(cfg: ModelConfig, seed: int) -> nn.Module:
     """A fold's model, initialised from its own seed (PyTorch default init, as the authors')."""
     with torch.random.fork_rng(devices=[]):
@@ -84,63 +99,100 @@ def _fold_rng(plan: FoldPlan, device: torch.device):
     return stack
 
 
-def train_loop(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], params: Params,
-               on_epoch: Callable[[int], None] | None = None, keep_model: dict | None = None) -> list[FoldRecord]:
-    """One fold after another, the held-out subject scored after each evaluated epoch. With `keep_model` (a dict), the
-    last fold's trained model is left there under 'model' (with the averaged weights when `swa_start` is set)."""
-    tr, device = params.train, X.device
-    evals = eval_epochs(tr)
-    records = []
-    for plan in plans:
-        model = init_model(params.model, plan.seed).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=tr.lr)
-        y_fold = fold_labels(plan, y, tr)
-        weights = _weights(y_fold, [plan], tr, params.model.num_classes)
-        swa = Averager(dict(model.named_parameters())) if tr.swa_start else None
-        outputs, losses = [], []
-        score_idx = torch.as_tensor(np.concatenate([plan.test_idx, plan.inner_idx]), device=device)
-        with _fold_rng(plan, device):
-            for epoch in range(1, tr.epochs + 1):
-                model.train()
-                total = 0.0
-                for k, b in enumerate(epoch_batches(plan, epoch, tr)):
-                    bi = torch.as_tensor(b, device=device)
-                    xb = augment.augment(X[bi][None], [plan.seed], [len(b)], epoch, k, tr)[0]
-                    opt.zero_grad(set_to_none=True)
-                    with autocast(device, params.run.amp):
-                        logits = model(xb).float()
-                    if augment.simple_ce(tr):
-                        loss = F.cross_entropy(logits, y_fold[bi])
-                    else:
-                        loss = augment.fold_loss(logits[None], y_fold[bi][None], torch.ones(1, len(b), device=device),
-                                                 weights, tr.label_smoothing)[0]
-                    loss.backward()
-                    opt.step()
-                    value = loss.item()
-                    if not math.isfinite(value):
-                        raise TrainingDiverged(plan.subject, epoch, value, tr.lr)
-                    total += value * len(b)
-                losses.append(total / len(plan.train_idx))
-                if swa is not None and epoch >= tr.swa_start:
-                    swa.update()
-                if epoch in evals:
-                    model.eval()
-                    with torch.no_grad(), autocast(device, params.run.amp):
-                        scored = model(X[score_idx]) if swa is None or epoch < tr.swa_start else \
-                            functional_call(model, swa.averaged, (X[score_idx],))
-                        outputs.append(scored.float().cpu().numpy())
-                if on_epoch:
-                    on_epoch(1)
-        out = np.stack(outputs)
-        n = len(plan.test_idx)
-        records.append(FoldRecord(plan.subject, np.array(evals), plan.test_idx, plan.inner_idx, out[:, :n], out[:, n:],
-                                  np.array(losses)))
-        if keep_model is not None:
-            if swa is not None and swa.averaged is not None:
-                model.load_state_dict({**model.state_dict(), **swa.averaged})
-            keep_model["model"] = model
-    return records
+# ---------------------------------------------------------------- how a chunk's models are held
 
+class Folds:
+    """The models of a chunk of F folds, as the training step sees them: `weights` (what Adam steps and the
+    running average follows), `forward` of inputs (F, B, ...) to logits (F, B, classes), train/eval mode, the random
+    stream the chunk trains in, and the trained models."""
+
+    weights: dict[str, torch.Tensor]
+
+    def forward(self, x: torch.Tensor, weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def train(self, mode: bool) -> None:
+        raise NotImplementedError
+
+    def rng(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()
+
+    def models(self, averaged: dict[str, torch.Tensor] | None) -> list[nn.Module]:
+        raise NotImplementedError
+
+
+class OneModel(Folds):
+    """One fold's model as a plain module (the loop engine): any network, dropout drawn from the fold's seed."""
+
+    def __init__(self, plan: FoldPlan, params: Params, device: torch.device):
+        self.plan, self.device = plan, device
+        self.model = init_model(params.model, plan.seed).to(device)
+        self.weights = dict(self.model.named_parameters())
+
+    def forward(self, x, weights=None):
+        out = self.model(x[0]) if weights is None else functional_call(self.model, weights, (x[0],))
+        return out[None]
+
+    def train(self, mode: bool) -> None:
+        self.model.train(mode)
+
+    def rng(self):
+        return _fold_rng(self.plan, self.device)
+
+    def models(self, averaged):
+        if averaged is not None:
+            self.model.load_state_dict({**self.model.state_dict(), **averaged})
+        return [self.model.eval()]
+
+
+class StackedModels(Folds):
+    """A chunk's models as stacked weights under `torch.vmap(functional_call)` (the batched engine). Refuses what it
+    cannot train exactly: dropout (masks cannot follow each fold's seed), folds with different numbers of batches, and
+    BatchNorm over padded batches."""
+
+    def __init__(self, plans: Sequence[FoldPlan], params: Params, device: torch.device, compile: bool = False):
+        tr = params.train
+        n_batches = {len(epoch_batches(p, 1, tr)) for p in plans}
+        if len(n_batches) != 1:
+            raise ValueError(f"folds in one batched chunk need equal batches per epoch, got {sorted(n_batches)}")
+        models = [init_model(params.model, p.seed).to(device) for p in plans]
+        if has_dropout(models[0], params.model):
+            raise HTNetInputError(None, "engine", "the batched engine cannot draw each fold's dropout masks from the "
+                                                  "fold's own seed; use engine: loop (engine: auto does) with dropout "
+                                                  "> 0")
+        if has_batch_norm(models[0]) and len({len(p.train_idx) for p in plans}) > 1:
+            raise HTNetInputError(None, "engine", "the batched engine pads the shorter folds' batches, and padded "
+                                                  "samples would enter BatchNorm's batch statistics; use engine: loop "
+                                                  "(engine: auto does) for a network with BatchNorm")
+        self.weights, self.buffers = stack_module_state(models)
+        self.base = copy.deepcopy(models[0]).to("meta")
+        self.cfg = params.model
+
+        def one(p, b, x):
+            return functional_call(self.base, (p, b), (x,))
+
+        self._forward = torch.vmap(one, in_dims=(0, 0, 0), randomness="error")
+        if compile:
+            self._forward = torch.compile(self._forward)
+
+    def forward(self, x, weights=None):
+        return self._forward(self.weights if weights is None else weights, self.buffers, x)
+
+    def train(self, mode: bool) -> None:
+        self.base.train(mode)
+
+    def models(self, averaged):
+        out = []
+        for i in range(len(next(iter(self.weights.values())))):
+            m = init_model(self.cfg, 0).to(next(iter(self.weights.values())).device)  # then overwritten
+            state = {k: v[i].detach().clone() for k, v in {**self.weights, **self.buffers}.items()}
+            state.update({k: v[i].detach().clone() for k, v in (averaged or {}).items()})
+            m.load_state_dict(state)
+            out.append(m.eval())
+        return out
+
+
+# ---------------------------------------------------------------- the training step
 
 def _stack(arrays: Sequence[np.ndarray], device) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad per-fold index arrays into (F, L) indices and a (F, L) validity mask."""
@@ -153,92 +205,119 @@ def _stack(arrays: Sequence[np.ndarray], device) -> tuple[torch.Tensor, torch.Te
     return torch.as_tensor(idx, device=device), torch.as_tensor(mask, device=device)
 
 
-def train_batched(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], params: Params,
-                  on_epoch: Callable[[int], None] | None = None, compile: bool = False) -> list[FoldRecord]:
-    """All folds of `plans` trained as one computation (vmap over stacked weights).
+def fold_losses(logits: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, weights: torch.Tensor | None, train
+                ) -> torch.Tensor:
+    """Each fold's mean loss (F,) of logits (F, B, classes) against labels (F, B) over its real samples (mask 1): the
+    authors' cross-entropy, or the honest recipe's weighted or smoothed one (`augment.fold_loss`). Summed over folds,
+    it gives every fold exactly its own gradient."""
+    if augment.simple_ce(train):
+        ce = F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").view(y.shape)
+        return (ce * mask).sum(1) / mask.sum(1)
+    return augment.fold_loss(logits, y, mask, weights, train.label_smoothing)
 
-    Each step takes batch k of every fold, padded to a common length with a mask, so a fold's loss is the mean over
-    its own samples only; the summed loss gives each fold exactly its own gradient. Folds must have the same number
-    of batches per epoch (`folds.make_chunks` groups them so).
 
-    `compile`: the vmapped forward through `torch.compile` (inductor; on a CPU it needs a C++ compiler). Only the
-    benchmark uses it: on 2 CPU cores it trains faster once compiled, but compiling (one to two minutes on a cold
-    cache, and again for each new shape) costs more than the quick LOSO gains (`make bench` prints both).
-    """
-    tr, device = params.train, X.device
-    if params.model.dropout > 0:
-        raise HTNetInputError(None, "engine", "the batched engine cannot draw each fold's dropout masks from the "
-                                              "fold's own seed; use engine: loop (engine: auto does) with dropout > 0")
-    n_batches = {len(epoch_batches(p, 1, tr)) for p in plans}
-    if len(n_batches) != 1:
-        raise ValueError(f"folds in one batched chunk need equal batches per epoch, got {sorted(n_batches)}")
+def _train(folds: Folds, X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], params: Params,
+           on_epoch: Callable[[int], None] | None, keep_models: bool) -> Trained:
+    """The training step both engines share (module docstring): `plans` trained together as `folds` holds them."""
+    tr, device, amp = params.train, X.device, params.run.amp
     evals = eval_epochs(tr)
-    models = [init_model(params.model, p.seed).to(device) for p in plans]
-    if has_batch_norm(models[0]) and len({len(p.train_idx) for p in plans}) > 1:
-        raise HTNetInputError(None, "engine", "the batched engine pads the shorter folds' batches, and padded samples "
-                                              "would enter BatchNorm's batch statistics; use engine: loop (engine: "
-                                              "auto does) for a network with BatchNorm")
-    stacked, buffers = stack_module_state(models)
-    base = copy.deepcopy(models[0]).to("meta")
-    del models
-
-    def one(p, b, x):
-        return functional_call(base, (p, b), (x,))
-
-    forward = torch.vmap(one, in_dims=(0, 0, 0), randomness="error")
-    if compile:
-        forward = torch.compile(forward)
-    opt = torch.optim.Adam(list(stacked.values()), lr=tr.lr)
+    opt = torch.optim.Adam(list(folds.weights.values()), lr=tr.lr)
     Y = torch.stack([fold_labels(p, y, tr) for p in plans])  # (F, N): each fold's training labels
     weights = _weights(Y, plans, tr, params.model.num_classes)
-    swa = Averager(stacked) if tr.swa_start else None
+    swa = Averager(folds.weights) if tr.swa_start else None
     seeds = [p.seed for p in plans]
-    score_idx, _ = _stack([np.concatenate([p.test_idx, p.inner_idx]) for p in plans], device)
+    scored = [np.concatenate([p.test_idx, p.inner_idx]) for p in plans]
+    score_idx, _ = _stack(scored, device)
     n_train = torch.tensor([len(p.train_idx) for p in plans], device=device, dtype=torch.float32)
+    horizontal = augment.horizontal_channel(geometry(params.model).map_channels, tr)
     outputs, losses = [], []
-    for epoch in range(1, tr.epochs + 1):
-        base.train()
-        batches = [epoch_batches(p, epoch, tr) for p in plans]
-        total = torch.zeros(len(plans), device=device)
-        for k in range(len(batches[0])):
-            bi, bm = _stack([b[k] for b in batches], device)
-            xb = augment.augment(X[bi], seeds, [len(b[k]) for b in batches], epoch, k, tr)
-            opt.zero_grad(set_to_none=True)
-            with autocast(device, params.run.amp):
-                logits = forward(stacked, buffers, xb).float()  # (F, B, classes)
-            if augment.simple_ce(tr):
-                ce = F.cross_entropy(logits.flatten(0, 1), Y.gather(1, bi).flatten(), reduction="none").view(bi.shape)
-                per_fold = (ce * bm).sum(1) / bm.sum(1)
-            else:
-                per_fold = augment.fold_loss(logits, Y.gather(1, bi), bm, weights, tr.label_smoothing)
-            per_fold.sum().backward()
-            opt.step()
-            total += per_fold.detach() * bm.sum(1)
-        mean_loss = (total / n_train).cpu().numpy()
-        if not np.isfinite(mean_loss).all():
-            i = int(np.flatnonzero(~np.isfinite(mean_loss))[0])
-            raise TrainingDiverged(plans[i].subject, epoch, float(mean_loss[i]), tr.lr)
-        losses.append(mean_loss)
-        if swa is not None and epoch >= tr.swa_start:
-            swa.update()
-        if epoch in evals:
-            base.eval()
-            weights_now = swa.averaged if swa is not None and epoch >= tr.swa_start else stacked
-            with torch.no_grad(), autocast(device, params.run.amp):
-                outputs.append(forward(weights_now, buffers, X[score_idx]).float().cpu().numpy())
-        if on_epoch:
-            on_epoch(len(plans))
-    out = np.stack(outputs)  # (E, F, L, classes)
+    with folds.rng():
+        for epoch in range(1, tr.epochs + 1):
+            folds.train(True)
+            batches = [epoch_batches(p, epoch, tr) for p in plans]
+            total = torch.zeros(len(plans), device=device)
+            for k in range(len(batches[0])):
+                bi, bm = _stack([b[k] for b in batches], device)
+                xb = augment.augment(X[bi], seeds, [len(b[k]) for b in batches], epoch, k, tr, horizontal)
+                opt.zero_grad(set_to_none=True)
+                with autocast(device, amp):
+                    logits = folds.forward(xb).float()  # (F, B, classes)
+                per_fold = fold_losses(logits, Y.gather(1, bi), bm, weights, tr)
+                per_fold.sum().backward()
+                opt.step()
+                total += per_fold.detach() * bm.sum(1)
+            mean_loss = (total / n_train).cpu().numpy()
+            if not np.isfinite(mean_loss).all():
+                i = int(np.flatnonzero(~np.isfinite(mean_loss))[0])
+                raise TrainingDiverged(plans[i].subject, epoch, float(mean_loss[i]), tr.lr)
+            losses.append(mean_loss)
+            if swa is not None and epoch >= tr.swa_start:
+                swa.update()
+            if epoch in evals and any(len(s) for s in scored):
+                folds.train(False)
+                now = swa.averaged if swa is not None and epoch >= tr.swa_start else None
+                with torch.no_grad(), autocast(device, amp):
+                    outputs.append(folds.forward(X[score_idx], now).float().cpu().numpy())
+            if on_epoch:
+                on_epoch(len(plans))
+    out = np.stack(outputs) if outputs else np.zeros((0, len(plans), 0, params.model.num_classes), np.float32)
     loss_arr = np.stack(losses)  # (epochs, F)
     records = []
     for i, p in enumerate(plans):
         nt, ni = len(p.test_idx), len(p.inner_idx)
-        records.append(FoldRecord(p.subject, np.array(evals), p.test_idx, p.inner_idx, out[:, i, :nt],
-                                  out[:, i, nt:nt + ni], loss_arr[:, i]))
-    return records
+        records.append(FoldRecord(p.subject, np.array(evals if outputs else []), p.test_idx, p.inner_idx,
+                                  out[:, i, :nt], out[:, i, nt:nt + ni], loss_arr[:, i]))
+    models = folds.models(swa.averaged if swa is not None else None) if keep_models else None
+    return Trained(records, models)
+
+
+def train(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], params: Params, engine: str = "loop",
+          on_epoch: Callable[[int], None] | None = None, keep_models: bool = False, compile: bool = False) -> Trained:
+    """Train `plans` with `engine` ('loop': one after another; 'batched': all as one computation) and return their
+    records and, with `keep_models`, their trained models.
+
+    `compile` (batched only): the vmapped forward through `torch.compile` (inductor; on a CPU it needs a C++
+    compiler). Only the benchmark uses it: on 2 CPU cores it trains faster once compiled, but compiling (one to two
+    minutes on a cold cache, and again for each new shape) costs more than the quick LOSO gains (`make bench` prints
+    both).
+    """
+    if engine == "batched":
+        return _train(StackedModels(plans, params, X.device, compile), X, y, plans, params, on_epoch, keep_models)
+    if engine != "loop":
+        raise HTNetInputError(None, "engine", f"unknown engine {engine!r} (loop, batched)")
+    done = [_train(OneModel(p, params, X.device), X, y, [p], params, on_epoch, keep_models) for p in plans]
+    return Trained([t.records[0] for t in done], [t.models[0] for t in done] if keep_models else None)
+
+
+def train_loop(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], params: Params,
+               on_epoch: Callable[[int], None] | None = None) -> list[FoldRecord]:
+    """One fold after another, the held-out subject scored after each evaluated epoch (`train`, engine 'loop')."""
+    return train(X, y, plans, params, "loop", on_epoch).records
+
+
+def train_batched(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], params: Params,
+                  on_epoch: Callable[[int], None] | None = None, compile: bool = False) -> list[FoldRecord]:
+    """All folds of `plans` trained as one computation (vmap over stacked weights; `train`, engine 'batched').
+
+    Each step takes batch k of every fold, padded to a common length with a mask, so a fold's loss is the mean over
+    its own samples only; the summed loss gives each fold exactly its own gradient. Folds must have the same number
+    of batches per epoch (`folds.make_chunks` groups them so).
+    """
+    return train(X, y, plans, params, "batched", on_epoch, compile=compile).records
 
 
 ENGINES: dict[str, Callable[..., list[FoldRecord]]] = {"loop": train_loop, "batched": train_batched}
+
+
+def fit(X: torch.Tensor, y: torch.Tensor, params: Params, seed: int | None = None) -> nn.Module:
+    """One model trained on every sample of `X` (no held-out subject, nothing scored: `epochs` fixed in advance) with
+    the loop engine's step: the same batches, augmentation, loss and weight averaging as a LOSO fold. Its seed is
+    `fold_seed(seed, 'all')` (what the shipped weights were trained with); returned in eval mode."""
+    seed = params.train.seed if seed is None else seed
+    everything = np.arange(len(X))
+    none = np.zeros(0, np.int64)
+    plan = FoldPlan("all", "", everything, none, none, fold_seed(seed, "all"))
+    return train(X, y, [plan], params, "loop", keep_models=True).models[0]
 
 
 class Averager:
@@ -272,10 +351,15 @@ def has_batch_norm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
+def has_dropout(model: nn.Module, cfg: ModelConfig | None = None) -> bool:
+    """Whether the network draws dropout masks (a dropout module, or a `dropout` key above 0 in its config)."""
+    return getattr(cfg, "dropout", 0) > 0 or any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())
+
+
 def batchable(cfg: ModelConfig) -> bool:
     """Whether the batched engine can train this network exactly: no dropout, no BatchNorm."""
-    with torch.device("meta"):
-        return cfg.dropout == 0 and not has_batch_norm(build(cfg))
+    net = build_on_meta(cfg)
+    return not has_dropout(net, cfg) and not has_batch_norm(net)
 
 
 # ---------------------------------------------------------------- device, memory, engine choice
@@ -293,12 +377,32 @@ def resolve_device(name: str) -> torch.device:
 
 
 def bytes_per_fold(cfg: ModelConfig, batch_size: int) -> int:
-    """A rough upper bound on one fold's training memory: weights, gradients, Adam's two moments, activations."""
-    with torch.device("meta"):
-        n_params = sum(p.numel() for p in build(cfg).parameters())
-    tokens = (cfg.image_size // cfg.patch_size) ** 2
-    act = batch_size * tokens * cfg.dim * (cfg.mlp_mult + 6) * sum(cfg.block_repeats) * 4
+    """A rough upper bound on one fold's training memory: weights, gradients, Adam's two moments, activations (the
+    network's own estimate, `ModelConfig.activation_bytes`, else twice every module's outputs in float32)."""
+    net = build_on_meta(cfg)
+    n_params = sum(p.numel() for p in net.parameters())
+    act = cfg.activation_bytes(batch_size)
+    if act is None:
+        act = 2 * 4 * batch_size * _output_elements(net, geometry(cfg).shape)
     return 16 * n_params + act
+
+
+def _output_elements(net: nn.Module, shape: tuple[int, ...]) -> int:
+    """Elements of every leaf module's output for one sample (a forward on the meta device)."""
+    count = [0]
+
+    def hook(_m, _i, out):
+        if isinstance(out, torch.Tensor):
+            count[0] += out.numel()
+
+    handles = [m.register_forward_hook(hook) for m in net.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            net(torch.zeros(1, *shape, device="meta"))
+    finally:
+        for h in handles:
+            h.remove()
+    return count[0]
 
 
 def auto_chunk(cfg: ModelConfig, batch_size: int, device: torch.device, n_folds: int) -> int:

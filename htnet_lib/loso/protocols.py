@@ -1,11 +1,15 @@
 """Protocols: how the held-out predictions of a LOSO fold are chosen from its training record (§4.2).
 
 One training records every fold's held-out logits at every evaluated epoch (`engines.FoldRecord`); a protocol picks
-from that record. They form a registry: adding one is one `register(Protocol(...))` entry, after which runs score it
-when their params or a caller name it, and tables and figures label it.
+from that record. They form a registry: adding one is one `register(Protocol(...))` entry, after which a params file
+may name it (`protocols: [mine@3]`: runs score it in predictions.csv and metrics.csv, `run_names`), any finished run
+can score it from its fold records (`Run.protocol_predictions`), and tables and figures label it (`label`).
 
-Only a protocol registered with `reads_test_labels=True` is given the held-out subject's labels (`FoldView`); an
-honest one cannot read them, by construction.
+A protocol's chooser gets one fold's `FoldView` and its argument, and returns the held-out samples' class
+probabilities (n, classes) and the epoch they come from (NaN when they mix epochs); anything else is an error naming
+the protocol. Only a protocol registered with `reads_test_labels=True` is given the held-out subject's labels
+(`FoldView.test_labels`); an honest one cannot read them, by construction. Registering a key that exists is an error
+unless `replace=True`.
 
     register(Protocol("mean", "mean probability of the last {arg} epochs", reads_test_labels=False,
                       note="...", choose=_mean_last, takes_arg=True))
@@ -13,14 +17,13 @@ honest one cannot read them, by construction.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from .. import metrics
 from .._io import HTNetInputError
-from ..config import TrainConfig
 from .engines import FoldRecord
 
 
@@ -58,10 +61,22 @@ class Protocol:
 PROTOCOLS: dict[str, Protocol] = {}
 
 
-def register(protocol: Protocol) -> Protocol:
-    """Add a protocol to the registry (a new key, or a replacement of one)."""
+def register(protocol: Protocol, replace: bool = False) -> Protocol:
+    """Add a protocol to the registry; an existing key is replaced only with `replace=True` (a new protocol must not
+    silently change what a built-in name scores)."""
+    if protocol.key in PROTOCOLS and not replace:
+        raise HTNetInputError(None, "protocol", f"a protocol {protocol.key!r} is registered already "
+                                                f"({PROTOCOLS[protocol.key].label!r}); choose another key, or pass "
+                                                f"replace=True")
+    if "@" in protocol.key or not protocol.key:
+        raise HTNetInputError(None, "protocol", f"{protocol.key!r}: a protocol key is a name without '@'")
     PROTOCOLS[protocol.key] = protocol
     return protocol
+
+
+def unregister(key: str) -> None:
+    """Remove a protocol from the registry (a test's, or a notebook's experiment)."""
+    PROTOCOLS.pop(key, None)
 
 
 def pick_epoch(acc: Sequence[float]) -> int:
@@ -140,19 +155,31 @@ register(Protocol("inner-es", "early stopping on inner subjects (patience {arg})
                   "epoch so far is kept (the first of equals)", _inner_early_stop, takes_arg=True, needs_inner=True))
 
 
-def parse(name: str) -> tuple[Protocol, int | None]:
-    """'fixed@30' -> (the 'fixed' protocol, 30); raises naming the known protocols."""
+def parse(name: str, field: str = "protocol") -> tuple[Protocol, int | None]:
+    """'fixed@30' -> (the 'fixed' protocol, 30); raises naming the known protocols (and `field`)."""
     key, _, arg = name.partition("@")
     if key not in PROTOCOLS:
-        raise HTNetInputError(None, "protocol", f"unknown protocol {name!r} (known: {', '.join(PROTOCOLS)})")
+        raise HTNetInputError(None, field, f"unknown protocol {name!r} (known: {', '.join(PROTOCOLS)})")
     p = PROTOCOLS[key]
     if p.takes_arg != bool(arg):
-        raise HTNetInputError(None, "protocol", f"protocol {key!r} " + ("needs an argument, e.g. {key}@30"
-                                                                         if p.takes_arg else "takes no argument"))
+        raise HTNetInputError(None, field, f"protocol {key!r} " + (f"needs an argument, e.g. {key}@30"
+                                                                    if p.takes_arg else "takes no argument"))
     try:
         return p, int(arg) if arg else None
     except ValueError:
-        raise HTNetInputError(None, "protocol", f"{name!r}: the argument after @ must be a whole number") from None
+        raise HTNetInputError(None, field, f"{name!r}: the argument after @ must be a whole number") from None
+
+
+def choose(protocol: Protocol, name: str, view: FoldView, arg: int | None) -> tuple[np.ndarray, float]:
+    """A protocol's chooser on one fold, its answer checked: class probabilities (n held-out samples, classes)."""
+    probs, epoch = protocol.choose(view, arg)
+    probs = np.asarray(probs)
+    shape = (view.test_logits.shape[1], view.test_logits.shape[2])
+    if probs.shape != shape:
+        raise HTNetInputError(None, "protocol", f"protocol {name!r} returned an array of shape {probs.shape}; a "
+                                                f"chooser returns class probabilities, shape {shape} (held-out "
+                                                f"samples, classes), and an epoch")
+    return probs, float(epoch)
 
 
 def label(name: str) -> str:
@@ -165,11 +192,24 @@ def is_honest(name: str) -> bool:
     return parse(name)[0].honest
 
 
-def default_names(train: TrainConfig) -> list[str]:
-    """The protocols a run scores: paper, last, each fixed epoch other than the last, and inner when it has inner
-    subjects."""
+def default_names(train: Any) -> list[str]:
+    """The protocols every run scores (`train`: a `config.TrainConfig`): paper, last, each fixed epoch other than the
+    last, and inner when it has inner subjects."""
     names = ["paper", "last"] + [f"fixed@{e}" for e in train.fixed_epochs if e != train.epochs]
     return names + (["inner"] if train.inner_val_subjects else [])
+
+
+def run_names(params: Any, recorded: Sequence[str] = ()) -> list[str]:
+    """The protocols a run scores (`params`: a `config.Params`): the default ones, those its run folder recorded
+    before (a finished run's columns never disappear) and those its params name (`protocols:`), each once, checked
+    against the registry (an unknown or malformed one raises naming `protocols`)."""
+    names = list(dict.fromkeys([*default_names(params.train), *recorded, *params.run.protocols]))
+    for name in names:
+        p, _ = parse(name, field="protocols")
+        if p.needs_inner and not params.train.inner_val_subjects:
+            raise HTNetInputError(None, "protocols", f"protocol {name!r} needs inner validation subjects "
+                                                     f"(inner_val_subjects > 0)")
+    return names
 
 
 def protocol_predictions(records: Mapping[str, FoldRecord], samples: pd.DataFrame, names: Iterable[str],
@@ -191,8 +231,8 @@ def protocol_predictions(records: Mapping[str, FoldRecord], samples: pd.DataFram
         for name, (p, arg) in zip(names, parsed):
             if p.needs_inner and not len(i_idx):
                 raise HTNetInputError(None, "inner_val_subjects", f"protocol {name!r} needs inner validation subjects")
-            probs, epoch = p.choose(open_view if p.reads_test_labels else closed_view, arg)
-            cols[name] = np.asarray(probs).argmax(-1).astype(np.int64)
+            probs, epoch = choose(p, name, open_view if p.reads_test_labels else closed_view, arg)
+            cols[name] = probs.argmax(-1).astype(np.int64)
             cols[f"{name}_epoch"] = np.full(len(t_idx), epoch)
         blocks.append(pd.DataFrame(cols))
     out = pd.concat(blocks).set_index("row").sort_index()
@@ -215,7 +255,7 @@ def protocol_probabilities(records: Mapping[str, FoldRecord], samples: pd.DataFr
         t_idx, i_idx = np.asarray(r.test_idx), np.asarray(r.inner_idx, dtype=np.int64)
         view = FoldView(r.epochs, r.test_logits, r.inner_logits, labels[i_idx],
                         labels[t_idx] if p.reads_test_labels else None)
-        probs.append(p.choose(view, arg)[0])
+        probs.append(choose(p, name, view, arg)[0])
         rows.append(t_idx)
     idx = np.concatenate(rows)
     order = np.argsort(idx)

@@ -48,9 +48,10 @@ from filelock import FileLock, Timeout
 
 from .. import data as data_mod
 from .. import metrics, regions, release
-from .._io import (REPO_ROOT, HTNetInputError, atomic_path, atomic_write_json, git_revision, hardware,
+from .._io import (HTNetInputError, atomic_path, atomic_write_json, git_revision, hardware, in_project,
                    progress as progress_bar)
 from ..config import Params, params_from_dict
+from ..models import geometry
 from . import protocols
 from .engines import FoldRecord, auto_chunk, calibrate_engine, choose_engine, resolve_device
 from .folds import FoldPlan, make_chunks, plan_folds
@@ -210,10 +211,9 @@ def load_records(run_dir: str | os.PathLike, plans: Sequence[FoldPlan] | None = 
 # ---------------------------------------------------------------- training runs
 
 def run_dir_for(params: Params, data_fp: str, name: str = "loso") -> Path:
-    root = Path(params.run.runs_dir)
-    if not root.is_absolute():
-        root = REPO_ROOT / root
-    return root / f"{name}-{params.fingerprint()}-{data_fp[:8]}"
+    """`<runs_dir>/<name>-<params hash>-<data hash>`; a relative runs_dir is in the project folder (`_io.in_project`:
+    the checkout the working directory is in, or the working directory), never beside the package."""
+    return in_project(params.run.runs_dir) / f"{name}-{params.fingerprint()}-{data_fp[:8]}"
 
 
 @dataclass
@@ -234,7 +234,7 @@ class Job:
     @property
     def input_key(self) -> tuple:
         tr = self.params.train
-        return (tr.regions, tr.preprocessing, self.params.model.image_size, tuple(self.samples.index), str(self.device))
+        return (tr.regions, tr.preprocessing, geometry(self.params.model), tuple(self.samples.index), str(self.device))
 
 
 def _select(samples: pd.DataFrame, params: Params) -> pd.DataFrame:
@@ -270,6 +270,7 @@ def _numerics(params: Params, recorded: dict[str, Any] | None) -> tuple[torch.de
 def prepare(params: Params, name: str = "loso", samples: pd.DataFrame | None = None) -> Job:
     """Everything a run needs before it may write: samples, completeness, folds, its folder, existing folds, numerics.
     Nothing is written here."""
+    protocols.run_names(params)  # every protocol the params name is registered (raises naming `protocols`)
     all_samples = data_mod.load_samples(params.run.data_dir or None) if samples is None else samples
     if not params.run.allow_incomplete:
         data_mod.check_complete(all_samples)
@@ -298,7 +299,7 @@ def _choose_engine(job: Job, X: torch.Tensor, y: torch.Tensor) -> None:
     if job.engine == "auto":
         timing = calibrate_engine(X, y, job.todo, params, chunk)
         job.engine, chunk = choose_engine(timing)
-    if job.engine == "batched" and params.model.dropout > 0:
+    if job.engine == "batched" and getattr(params.model, "dropout", 0) > 0:
         raise HTNetInputError(None, "engine", "the batched engine cannot seed dropout per fold: use engine: loop")
     job.chunk = 1 if job.engine == "loop" else chunk
 
@@ -309,7 +310,7 @@ def _new_meta(job: Job) -> dict[str, Any]:
             "git_revision": git_revision(), "started": _dt.datetime.now().isoformat(timespec="seconds"),
             "numerics": {"engine": job.engine, "device": str(job.device), "amp": p.run.amp, "torch": torch.__version__,
                          "threads": torch.get_num_threads(), "hardware": hardware(str(job.device))},
-            "protocols": protocols.default_names(p.train), "chunks": []}
+            "protocols": protocols.run_names(p), "chunks": []}
 
 
 def _rebuilt_meta(params: Params, data_fp: str, run_dir: Path, subjects: Sequence[str]) -> dict[str, Any]:
@@ -331,7 +332,7 @@ def _rebuilt_meta(params: Params, data_fp: str, run_dir: Path, subjects: Sequenc
                        f"{len(subjects)} fold file(s), the rest unknown",
             "numerics": {"engine": engine, "device": str(resolve_device(params.run.device)), "amp": params.run.amp,
                          "torch": "unknown", "threads": None, "hardware": "unknown"},
-            "protocols": protocols.default_names(params.train), "chunks": chunks}
+            "protocols": protocols.run_names(params), "chunks": chunks}
 
 
 def _save_chunk(job: Job, records: list[FoldRecord], seconds: float, worker: str = "") -> None:
@@ -352,9 +353,11 @@ FINAL_FILES = ("predictions.csv", "metrics.csv", "curve.csv")
 
 def _complete(job: Job) -> bool:
     """Whether the run is finished and written as this code would write it: nothing to train, its run.json says
-    finished (written after the CSVs) with today's protocols, and the CSVs are there. Such a run is only read."""
+    finished (written after the CSVs) with every protocol its params ask for, and the CSVs are there. Such a run is only
+    read (its recorded protocols need not be registered in this process)."""
     return (not job.todo and job.meta is not None and bool(job.meta.get("finished"))
-            and job.meta.get("protocols") == protocols.default_names(job.params.train)
+            and set(protocols.default_names(job.params.train)) | set(job.params.run.protocols)
+            <= set(job.meta.get("protocols", []))
             and all((job.run.dir / f).is_file() for f in FINAL_FILES))
 
 
@@ -369,7 +372,7 @@ def finalize(job: Job) -> None:
     if job.meta is None:  # before any CSV: a run that cannot say what it is writes nothing
         job.meta = read_meta(job.run.dir / RUN_FILE)
     records = {p.subject: records[p.subject] for p in job.plans}
-    names = protocols.default_names(job.params.train)
+    names = _protocols(job)
     preds = protocols.protocol_predictions(records, job.samples, names)
     with atomic_path(job.run.dir / "predictions.csv") as tmp:
         preds.to_csv(tmp, index=False)
@@ -380,6 +383,11 @@ def finalize(job: Job) -> None:
     job.meta["protocols"] = names
     job.meta["finished"] = _dt.datetime.now().isoformat(timespec="seconds")
     atomic_write_json(job.run.dir / RUN_FILE, job.meta)
+
+
+def _protocols(job: Job) -> list[str]:
+    """The protocols a run scores: the default ones, those its folder recorded, those its params name."""
+    return protocols.run_names(job.params, (job.meta or {}).get("protocols", []))
 
 
 def _cannot_write(folder: Path, e: OSError) -> HTNetInputError:
@@ -453,7 +461,7 @@ def run_many(params_list: Sequence[Params], name: str = "loso", samples: pd.Data
                     inputs[key] = X.to(job.device)
                 else:
                     maps = data_mod.load_flow_maps(job.samples)
-                    inputs[key] = regions.model_inputs(job.samples, maps, job.params.train, job.params.model.image_size,
+                    inputs[key] = regions.model_inputs(job.samples, maps, job.params.train, geometry(job.params.model),
                                                        progress=progress).to(job.device)
             y = torch.tensor(job.samples["label"].to_numpy(), device=job.device)
             _choose_engine(job, inputs[key], y)

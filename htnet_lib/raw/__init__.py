@@ -18,13 +18,21 @@ licensed databases, in the release's layout, so that everything downstream (`htn
 Imports are light (OpenCV, numpy, pandas); MTCNN (torch) loads only when a face has to be detected, scikit-image when
 an apex is spotted or a float image converted, openpyxl when an .xlsx sheet is read.
 """
-from .adapters import DATABASES, RawTable, SampleError, compare_with_release, load_database, restrict_to_release
+from .adapters import (ADAPTERS, Adapter, RawTable, SampleError, compare_with_release, databases, load_database,
+                       register_adapter, restrict_to_release)
 from .apex import spot_apex, spot_apex_detail
 from .build import BuildReport, build_from_raw, build_release
 from .flow import face_pair_to_map, farneback, flow_map, optical_flow, optical_strain, tvl1
 
 __all__ = [
-    "DATABASES", "RawTable", "SampleError", "load_database", "compare_with_release", "restrict_to_release",
+    "ADAPTERS", "Adapter", "DATABASES", "databases", "register_adapter", "RawTable", "SampleError", "load_database",
+    "compare_with_release", "restrict_to_release",
     "spot_apex", "spot_apex_detail", "BuildReport", "build_release", "build_from_raw",
     "optical_flow", "farneback", "tvl1", "optical_strain", "flow_map", "face_pair_to_map",
 ]
+
+
+def __getattr__(name: str):
+    if name == "DATABASES":  # the registry's databases now (`adapters.databases`)
+        return databases()
+    raise AttributeError(name)

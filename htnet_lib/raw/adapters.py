@@ -1,5 +1,9 @@
 """Adapters: each licensed database's own annotation and folder layout -> one common samples table (§4.1, Table 1).
 
+One record per database (`Adapter`: loader, emotions -> classes, excluded emotions, annotation file patterns, frame
+folders) in one registry, `ADAPTERS` (`register_adapter`); the builder, the CLI (`preprocess-raw --database`) and the
+checks read it. A new database is a dataset entry in `htnet_lib.release` and one `Adapter` here.
+
 Every adapter returns a `RawTable`: `samples` (one row per usable sample) and `skipped` (one row per annotated sample
 that cannot be used, with the reason). Columns of `samples`:
 
@@ -74,41 +78,11 @@ from .._io import HTNetInputError
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff")
 
-# emotion (lower case) -> 3-class label; EXCLUDED: known emotions the composite protocol leaves out
-EMOTIONS: dict[str, dict[str, int]] = {
-    "casme2": {"disgust": 0, "repression": 0, "happiness": 1, "surprise": 2},
-    "samm": {"anger": 0, "contempt": 0, "disgust": 0, "fear": 0, "sadness": 0, "happiness": 1, "surprise": 2},
-    "smic": {"negative": 0, "positive": 1, "surprise": 2},
-    "casme3": {"disgust": 0, "fear": 0, "anger": 0, "sad": 0, "happy": 1, "surprise": 2},
-}
-EXCLUDED: dict[str, frozenset[str]] = {
-    "casme2": frozenset({"others", "fear", "sadness"}),
-    "samm": frozenset({"other", "others"}),
-    "smic": frozenset(),
-    "casme3": frozenset({"others"}),
-}
 SMIC_CODES = {"ne": "negative", "po": "positive", "sur": "surprise"}
 
 SAMPLE_COLUMNS = ["dataset", "subject", "sample", "emotion", "label", "onset", "apex", "offset", "frames_dir",
                   "onset_path", "apex_path", "offset_path", "imagename", "source"]
 SKIPPED_COLUMNS = ["dataset", "subject", "sample", "stage", "field", "reason"]
-
-ANNOTATIONS = {
-    "casme2": ("CASME2-coding-20140508.xlsx", "CASME2-coding-20140508.csv", "CASME2-coding*.xlsx",
-               "CASME2-coding*.csv"),
-    "samm": ("SAMM_Micro_FACS_Codes_v2.xlsx", "SAMM_Micro_FACS_Codes_v2.csv", "SAMM_Micro_FACS_Codes*.xlsx",
-             "SAMM_Micro_FACS_Codes*.csv"),
-    "smic": ("smic_annotation.csv",),
-    "casme3": ("cas(me)3_part_A_edited.csv", "CAS(ME)3_part_A_ME_label_JpgIndex_v2.xlsx", "*part_A*.csv",
-               "*part_A*.xlsx"),
-}
-FRAME_BASES = {
-    "casme2": ("CASME2_RAW_selected", "CASME2_RAW", "Cropped", "CASME2_Cropped", "."),
-    "samm": ("SAMM", "."),
-    "smic": ("HS", "SMIC-HS", "."),
-    "casme3": ("part_A", "data/part_A", "."),
-}
-
 
 class SampleError(HTNetInputError):
     """Bad input for one sample: names the file (folder, frame or annotation) and the sample itself."""
@@ -275,7 +249,7 @@ def _find_annotation(database: str, root: Path, annotation: str | os.PathLike | 
         if not p.is_file():
             raise HTNetInputError(p, None, f"{database} annotation file not found")
         return p
-    for pattern in ANNOTATIONS[database]:
+    for pattern in ADAPTERS[database].annotations:
         hits = sorted(root.glob(pattern))
         if hits:
             return hits[0]
@@ -284,7 +258,7 @@ def _find_annotation(database: str, root: Path, annotation: str | os.PathLike | 
 
 def _frames_base(database: str, root: Path, probe: Callable[[Path], bool]) -> Path:
     """The folder under `root` that holds the subject folders: the first candidate for which `probe` is true."""
-    for rel in FRAME_BASES[database]:
+    for rel in ADAPTERS[database].frame_bases:
         base = (root / rel).resolve()
         if base.is_dir() and probe(base):
             return base
@@ -306,19 +280,20 @@ class _Collector:
     def add(self, *, subject: str, sample: str, emotion: str, onset: Any, apex: Any, offset: Any,
             frames_dir: Path, imagename: str, source: str, label: int | None = None) -> None:
         ds = self.database
+        emotions, excluded = ADAPTERS[ds].emotions, ADAPTERS[ds].excluded
         emo = str(emotion).strip().lower() if emotion is not None else ""
         where = source
-        if emo in EXCLUDED[ds]:
+        if emo in excluded:
             self.skip(SampleError(ds, subject, sample, where, "emotion",
                                   f"emotion {emo!r} is not one of the three classes of the composite protocol (§4.1)",
                                   stage="protocol"))
             return
-        if emo not in EMOTIONS[ds]:
-            known = sorted(EMOTIONS[ds]) + sorted(EXCLUDED[ds])
+        if emo not in emotions:
+            known = sorted(emotions) + sorted(excluded)
             self.skip(SampleError(ds, subject, sample, where, "emotion",
                                   f"unknown emotion {emotion!r} (known for {ds}: {', '.join(known)})"))
             return
-        mapped = EMOTIONS[ds][emo]
+        mapped = emotions[emo]
         if label is not None and label != mapped:
             self.skip(SampleError(ds, subject, sample, where, "label_for_3",
                                   f"label_for_3 {label} disagrees with emotion {emo!r} (class {mapped})"))
@@ -392,7 +367,7 @@ def _coding_sheet_adapter(database: str, root: Path, annotation: str | os.PathLi
     path = _find_annotation(database, root, annotation)
     if path is None:
         raise HTNetInputError(root, "annotation", f"no {database} coding sheet found (looked for "
-                                                  f"{', '.join(ANNOTATIONS[database])}); pass it with --annotation")
+                                                  f"{', '.join(ADAPTERS[database].annotations)}); pass it with --annotation")
     df = read_table(path)
     c_sub = _column(df, path, "Subject")
     c_file = _column(df, path, "Filename")
@@ -423,6 +398,15 @@ def _coding_sheet_adapter(database: str, root: Path, annotation: str | os.PathLi
         col.add(subject=sub, sample=filename, emotion=r[c_emo], onset=r[c_on], apex=r[c_apex], offset=r[c_off],
                 frames_dir=base / sub / filename, imagename=f"{sub}_{filename}.jpg", source=where)
     return col.table(root, path)
+
+
+def coding_sheet_loader(database: str, subject_name: Callable[[int], str]) -> Callable[..., RawTable]:
+    """A loader for a database laid out as CASME II and SAMM are: a coding sheet (Subject, Filename, onset, apex and
+    offset frames, Estimated Emotion) and frames in `<frames base>/<subject folder>/<Filename>/`; `subject_name`
+    turns the sheet's subject number into its folder's name (CASME II: 1 -> 'sub01'). For an `Adapter` record."""
+    def load(root: str | os.PathLike, annotation: str | os.PathLike | None = None) -> RawTable:
+        return _coding_sheet_adapter(database, Path(root), annotation, subject_name)
+    return load
 
 
 def load_casme2(root: str | os.PathLike, annotation: str | os.PathLike | None = None) -> RawTable:
@@ -467,7 +451,7 @@ def load_smic(root: str | os.PathLike, annotation: str | os.PathLike | None = No
                 sample = "_".join([sub] + parts[1:]) if len(parts) >= 3 else f"{sub}_{clip.name}"
                 emotion = edir.name
                 code = parts[1] if len(parts) >= 3 else None
-                if code in SMIC_CODES and SMIC_CODES[code] != emotion.lower() and emotion.lower() in EMOTIONS["smic"]:
+                if code in SMIC_CODES and SMIC_CODES[code] != emotion.lower() and emotion.lower() in ADAPTERS["smic"].emotions:
                     col.skip(SampleError("smic", sub, sample, clip, "emotion", f"clip code {code!r} "
                                          f"({SMIC_CODES[code]}) disagrees with its folder {emotion!r}"))
                     continue
@@ -492,7 +476,7 @@ def load_casme3(root: str | os.PathLike, annotation: str | os.PathLike | None = 
     path = _find_annotation("casme3", root, annotation)
     if path is None:
         raise HTNetInputError(root, "annotation", "no CAS(ME)^3 part A annotation found (looked for "
-                                                  f"{', '.join(ANNOTATIONS['casme3'])}); pass it with --annotation")
+                                                  f"{', '.join(ADAPTERS['casme3'].annotations)}); pass it with --annotation")
     df = read_table(path)
     c_sub, c_file = _column(df, path, "Subject"), _column(df, path, "Filename")
     c_on, c_apex, c_off = _column(df, path, "Onset"), _column(df, path, "Apex"), _column(df, path, "Offset")
@@ -520,23 +504,88 @@ def load_casme3(root: str | os.PathLike, annotation: str | os.PathLike | None = 
     return col.table(root, path)
 
 
-# one adapter per dataset key of the registry (`htnet_lib.release.DATASETS`); a test checks every key is one
-LOADERS: dict[str, Callable[..., RawTable]] = {
-    "casme2": load_casme2, "samm": load_samm, "smic": load_smic, "casme3": load_casme3,
-}
-# the databases that can be built from raw frames, in the registry's (the paper's) order
-DATABASES: tuple[str, ...] = tuple(k for k in release.KEYS if k in LOADERS)
+# ---------------------------------------------------------------- the registry of adapters
+
+@dataclass(frozen=True)
+class Adapter:
+    """One raw database: its dataset key (an entry of `htnet_lib.release.DATASETS`), its loader (root folder and an
+    optional annotation file -> `RawTable`), its emotions (lower case) -> class label, the known emotions the composite
+    protocol leaves out (reported as skipped, stage `protocol`), its annotation file names or glob patterns (first
+    match under the root wins) and the folders under the root that may hold its subject folders."""
+
+    key: str
+    load: Callable[[Path, "str | os.PathLike | None"], RawTable]
+    emotions: Mapping[str, int]
+    excluded: frozenset[str] = frozenset()
+    annotations: tuple[str, ...] = ()
+    frame_bases: tuple[str, ...] = (".",)
+
+
+ADAPTERS: dict[str, Adapter] = {}
+
+
+def register_adapter(adapter: Adapter) -> Adapter:
+    """Add (or replace) the adapter of one database; its key must be a dataset of the release registry."""
+    if adapter.key not in release.KEYS:
+        raise HTNetInputError(None, "database", f"{adapter.key!r} is not a dataset of htnet_lib.release (known: "
+                                                f"{', '.join(release.KEYS)}); register the dataset first")
+    bad = {e: c for e, c in adapter.emotions.items() if c not in release.LABELS or e != e.lower()}
+    if bad or set(adapter.emotions) & set(adapter.excluded):
+        raise HTNetInputError(None, "emotions", f"{adapter.key}: emotions map lower-case names to "
+                                                f"{sorted(release.LABELS)} and none is also excluded, got {adapter.emotions}")
+    ADAPTERS[adapter.key] = adapter
+    return adapter
+
+
+def databases() -> tuple[str, ...]:
+    """The databases that can be built from raw frames, in the release registry's (the paper's) order."""
+    return tuple(k for k in release.KEYS if k in ADAPTERS)
+
+
+register_adapter(Adapter(
+    "casme2", load_casme2, {"disgust": 0, "repression": 0, "happiness": 1, "surprise": 2},
+    frozenset({"others", "fear", "sadness"}),
+    ("CASME2-coding-20140508.xlsx", "CASME2-coding-20140508.csv", "CASME2-coding*.xlsx", "CASME2-coding*.csv"),
+    ("CASME2_RAW_selected", "CASME2_RAW", "Cropped", "CASME2_Cropped", ".")))
+register_adapter(Adapter(
+    "samm", load_samm, {"anger": 0, "contempt": 0, "disgust": 0, "fear": 0, "sadness": 0, "happiness": 1,
+                        "surprise": 2},
+    frozenset({"other", "others"}),
+    ("SAMM_Micro_FACS_Codes_v2.xlsx", "SAMM_Micro_FACS_Codes_v2.csv", "SAMM_Micro_FACS_Codes*.xlsx",
+     "SAMM_Micro_FACS_Codes*.csv"),
+    ("SAMM", ".")))
+register_adapter(Adapter(
+    "smic", load_smic, {"negative": 0, "positive": 1, "surprise": 2}, frozenset(), ("smic_annotation.csv",),
+    ("HS", "SMIC-HS", ".")))
+register_adapter(Adapter(
+    "casme3", load_casme3, {"disgust": 0, "fear": 0, "anger": 0, "sad": 0, "happy": 1, "surprise": 2},
+    frozenset({"others"}),
+    ("cas(me)3_part_A_edited.csv", "CAS(ME)3_part_A_ME_label_JpgIndex_v2.xlsx", "*part_A*.csv", "*part_A*.xlsx"),
+    ("part_A", "data/part_A", ".")))
+
+_VIEWS = {"EMOTIONS": "emotions", "EXCLUDED": "excluded", "ANNOTATIONS": "annotations", "FRAME_BASES": "frame_bases",
+          "LOADERS": "load"}
+
+
+def __getattr__(name: str):
+    """Read-only views of the registry under the names the adapters had before it (`EMOTIONS[db]`, `DATABASES`...)."""
+    if name in _VIEWS:
+        return {k: getattr(a, _VIEWS[name]) for k, a in ADAPTERS.items()}
+    if name == "DATABASES":
+        return databases()
+    raise AttributeError(name)
 
 
 def load_database(database: str, root: str | os.PathLike, annotation: str | os.PathLike | None = None) -> RawTable:
     """The common samples table of one raw database (`casme2`, `samm`, `smic`, `casme3`)."""
-    if database not in LOADERS:
-        raise HTNetInputError(None, "database", f"unknown database {database!r}; choose one of {', '.join(DATABASES)}")
+    if database not in ADAPTERS:
+        raise HTNetInputError(None, "database", f"unknown database {database!r}; choose one of "
+                                                f"{', '.join(databases())}")
     root = Path(root)
     if not root.is_dir():
         raise HTNetInputError(root, "root", f"{database} root folder not found")
     clear_frame_cache()
-    return LOADERS[database](root, annotation)
+    return ADAPTERS[database].load(root, annotation)
 
 
 # ---------------------------------------------------------------- checks against the release

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .._io import HTNetInputError
-from .adapters import DATABASES
+from .adapters import databases
 from .flow import DEFAULT_FLOW_BORDER, DEFAULT_FLOW_SIZE, INTERPOLATIONS, METHODS
 
 
@@ -33,7 +33,7 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     """Add the `preprocess-raw` sub-command to an argparse subparsers object."""
     p = subparsers.add_parser("preprocess-raw", help="raw frames of a licensed database -> release-layout folder",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--database", required=True, choices=DATABASES)
+    p.add_argument("--database", required=True, choices=databases())
     p.add_argument("--root", required=True, type=Path, help="the database's folder (annotation + frames)")
     p.add_argument("--out", required=True, type=Path, help="the release-layout folder to write (created if needed)")
     p.add_argument("--method", choices=METHODS, default="tvl1",

@@ -128,10 +128,8 @@ def make_raw_database(database: str, out_root: str | os.PathLike, data_dir: str 
     through negative, positive and surprise. `annotation_format` is "xlsx" or "csv" for the coding sheets (CASME II,
     SAMM). Faces come from the release (`data_dir`, else $HTNET_DATA_DIR...) unless `faces` lists image files.
     """
-    from .adapters import DATABASES
-
-    if database not in DATABASES:
-        raise ValueError(f"unknown database {database!r}")
+    if database not in EMOTION_WORDS:  # the four built-in adapters' layouts
+        raise ValueError(f"no synthetic layout for database {database!r} (known: {', '.join(EMOTION_WORDS)})")
     root = Path(out_root)
     root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, StrictInt
 
-from .. import loso, metrics
+from .. import loso, metrics, release
 from ..config import Ints, Section
 from ..loso import FoldRecord
 from .spec import Study, load_study
@@ -36,13 +36,14 @@ def guess_records(samples: pd.DataFrame, epochs: int, seed: int) -> dict[str, Fo
     rng = np.random.default_rng(seed)
     labels = samples["label"].to_numpy()
     subjects = samples["subject"].to_numpy()
+    k = len(release.LABELS)  # the release's classes
     records = {}
     for s in dict.fromkeys(subjects):
         test = np.flatnonzero(subjects == s)
-        prior = np.bincount(labels[subjects != s], minlength=3) / (subjects != s).sum()
-        guesses = rng.choice(3, size=(epochs, len(test)), p=prior)
+        prior = np.bincount(labels[subjects != s], minlength=k) / (subjects != s).sum()
+        guesses = rng.choice(k, size=(epochs, len(test)), p=prior)
         records[s] = FoldRecord(s, np.arange(1, epochs + 1), test, np.zeros(0, np.int64),
-                                np.eye(3, dtype=np.float32)[guesses], np.zeros((epochs, 0, 3), np.float32),
+                                np.eye(k, dtype=np.float32)[guesses], np.zeros((epochs, 0, k), np.float32),
                                 np.zeros(epochs))
     return records
 
@@ -70,10 +71,11 @@ def summarize(scores: pd.DataFrame, by: Sequence[str] = ("protocol", "scope")) -
 def chance_level(samples: pd.DataFrame, draws: int = 200, seed: int = 0) -> pd.DataFrame:
     """UF1/UAR of prior-drawn guesses with no selection (the level the oracle starts from)."""
     rng = np.random.default_rng(seed)
-    prior = np.bincount(samples["label"], minlength=3) / len(samples)
+    k = len(release.LABELS)
+    prior = np.bincount(samples["label"], minlength=k) / len(samples)
     rows = []
     for _ in range(draws):
-        p = samples.assign(pred=rng.choice(3, size=len(samples), p=prior))
+        p = samples.assign(pred=rng.choice(k, size=len(samples), p=prior))
         rows.append(metrics.scores(p).reset_index(names="scope"))
     allr = pd.concat(rows)
     return allr.groupby("scope", sort=False)[["UF1", "UAR"]].mean()

@@ -31,7 +31,7 @@ from .. import regions
 from .._io import hardware
 from ..config import Ints, Params, Section
 from ..loso import engines, plan_folds, run_many
-from ..model import flops_per_sample
+from ..models import flops_per_sample
 from .spec import Study, load_study
 
 if TYPE_CHECKING:

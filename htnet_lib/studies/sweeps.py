@@ -14,14 +14,14 @@ import pandas as pd
 import torch
 
 from .. import loso
-from ..config import ModelConfig
-from ..model import build, count_parameters
+from ..models import ModelConfig, build, count_parameters
 from .spec import Study, load_study
 
 
 def block_geometry(cfg: ModelConfig) -> dict[str, Any]:
-    """Block sides in input pixels per level (bottom first) and tokens per block (the same at every level)."""
-    return {"block_px": "/".join(map(str, cfg.block_px)), "tokens_per_block": cfg.block_edge ** 2}
+    """The columns that tell the network's configurations apart (`ModelConfig.describe`): for HTNet, block sides in
+    input pixels per level (bottom first) and tokens per block (the same at every level)."""
+    return cfg.describe()
 
 
 @dataclass

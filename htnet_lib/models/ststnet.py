@@ -14,7 +14,8 @@ Architecture (input ``(B, 3, 28, 28)``; default sizes in brackets)::
     2x2 average pool, stride 2               [16 x 5 x 5]
     flatten, linear 400 -> num_classes (logits; the softmax is in the loss)
 
-1,683 parameters (448 conv, 32 BatchNorm, 1,203 linear) and 780,000 FLOPs per sample forward (`model.count_flops`).
+1,683 parameters (448 conv, 32 BatchNorm, 1,203 linear) and 780,000 FLOPs per sample forward
+(`models.costs.count_flops`).
 
 Sources. The authors' original is a MATLAB network (``STSTNet.mat``, a binary file, with ``main.m``) in
 github.com/christy1206/STSTNet; its README shows the layer table only as an image. The same repository holds the
@@ -54,48 +55,49 @@ Batched training. Every op is functional and there is no data-dependent Python c
 * An engine that pads folds to a common batch (`htnet_lib.loso.engines.train_batched` does, for folds whose last
   batch is shorter) would let padded samples into BatchNorm's batch statistics, so a fold would no longer train as it
   does alone: the batched engine refuses such a chunk, and `engine: auto` uses the loop for networks with BatchNorm.
-  Built through `htnet_lib.model.build` (``arch: ststnet``), the model carries the run's `ModelConfig` as ``cfg``.
+
+Params. ``arch: ststnet`` selects it (this file is its entry of the network registry); its keys are `STSTNetConfig`'s:
+image_size, channels, num_classes, dropout, batch_norm, padding. In params `dropout` defaults to 0.0, as it always
+has for ``arch: ststnet`` (run folders keep their names); the authors' port, and ``STSTNet()`` built directly, use 0.5.
 
 Under vmap with batched weights each convolution becomes a grouped convolution (HTNet avoids this with its
 channels-last Linear layers); with 16 filters of 3x3x3 that is cheap (not timed here).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated, Literal
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field, StrictBool, model_validator
 from torch import nn
 
-from ._io import HTNetInputError
-from .model import HTNet
+from .._io import HTNetInputError
+from ..schema import Float, Positive
+from .registry import ModelConfig, check_input, register_model
 
 __all__ = ["STSTNet", "STSTNetConfig", "STREAM_CHANNELS"]
 
 STREAM_CHANNELS = (3, 5, 8)  # filters of the three streams
 
 
-@dataclass(frozen=True)
-class STSTNetConfig:
-    """STSTNet's hyper-parameters; defaults are the authors' PyTorch port (see the module docstring)."""
+class STSTNetConfig(ModelConfig):
+    """STSTNet's hyper-parameters, the params' model keys when ``arch: ststnet`` (see the module docstring)."""
 
-    num_classes: int = 3
-    channels: int = 3
-    image_size: int = 28
-    dropout: float = 0.5
-    batch_norm: bool = True
-    padding: int = 2
+    arch: Literal["ststnet"] = "ststnet"
+    num_classes: Positive = 3
+    channels: Positive = 3
+    image_size: Positive = 28
+    dropout: Annotated[Float, Field(ge=0.0, lt=1.0)] = 0.0  # params' default; the authors' port (and STSTNet()): 0.5
+    batch_norm: StrictBool = True
+    padding: Annotated[int, Field(ge=0)] = 2
 
-    def __post_init__(self) -> None:
-        for name in ("num_classes", "channels", "image_size"):
-            if getattr(self, name) <= 0:
-                raise HTNetInputError(None, name, f"must be positive, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise HTNetInputError(None, "dropout", f"must be in [0, 1), got {self.dropout}")
-        if self.padding < 0:
-            raise HTNetInputError(None, "padding", f"must be >= 0, got {self.padding}")
+    @model_validator(mode="after")
+    def _feature_map(self) -> "STSTNetConfig":
         if self.pooled_size < 1:
             raise HTNetInputError(None, "image_size", f"{self.image_size} is too small: the feature map vanishes "
                                                       f"(conv {self.conv_size}, max-pool {self.maxpool_size})")
+        return self
 
     @property
     def conv_size(self) -> int:
@@ -123,15 +125,14 @@ class STSTNet(nn.Module):
 
     Input ``(B, channels, image_size, image_size)`` float, output logits ``(B, num_classes)``. ``dropout``,
     ``batch_norm`` and ``padding`` select the variants described in the module docstring; the defaults are the
-    authors' PyTorch port.
+    authors' PyTorch port. `STSTNet.from_config` builds one from an `STSTNetConfig`.
     """
-
-    check_input = HTNet.check_input  # the same checks and messages as HTNet (reads self.cfg.channels / image_size)
 
     def __init__(self, num_classes: int = 3, channels: int = 3, image_size: int = 28, dropout: float = 0.5, *,
                  batch_norm: bool = True, padding: int = 2):
         super().__init__()
-        self.cfg = STSTNetConfig(num_classes, channels, image_size, dropout, batch_norm, padding)
+        self.cfg = STSTNetConfig(num_classes=num_classes, channels=channels, image_size=image_size, dropout=dropout,
+                                 batch_norm=batch_norm, padding=padding)
         # creation order as in the authors' port (convolutions, norms, linear), so a seed gives their initial weights
         for i, c in enumerate(STREAM_CHANNELS, 1):
             setattr(self, f"conv{i}", nn.Conv2d(channels, c, kernel_size=3, padding=padding))
@@ -142,6 +143,17 @@ class STSTNet(nn.Module):
         # no dropout module at all when off: keeps vmap(randomness='error') usable in train mode
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.fc = nn.Linear(self.cfg.num_features, num_classes)
+
+    @classmethod
+    def from_config(cls, cfg: STSTNetConfig) -> "STSTNet":
+        net = cls(cfg.num_classes, cfg.channels, cfg.image_size, cfg.dropout, batch_norm=cfg.batch_norm,
+                  padding=cfg.padding)
+        net.cfg = cfg
+        return net
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """Raise `HTNetInputError` (field 'input') unless ``x`` is a float batch ``(B, channels, image_size, image_size)``."""
+        check_input(x, self.cfg.channels, self.cfg.image_size)
 
     def streams(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Each stream's output after max-pool and dropout: ``[(B, 3, m, m), (B, 5, m, m), (B, 8, m, m)]``."""
@@ -158,3 +170,9 @@ class STSTNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.forward_features(x))
+
+
+@register_model(STSTNetConfig)
+def ststnet(cfg: STSTNetConfig) -> STSTNet:
+    """STSTNet, the shallow triple-stream CNN of Liong et al. (FG 2019), Table 2's baseline."""
+    return STSTNet.from_config(cfg)

@@ -1,0 +1,144 @@
+"""docs/extending.md runs: each walk-through's code blocks are executed in order, in a temporary folder, on the
+authors' release; then the test checks that the one record reached everything downstream it claims to reach."""
+import importlib
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "extending.md"
+FENCE = re.compile(r"^```(\w+)\n(.*?)^```$", re.S | re.M)
+FILE = re.compile(r"#\s*file:\s*(\S+)")
+
+
+def walkthroughs() -> dict[str, list[tuple[str, str]]]:
+    """{section title: [(language, code), ...]} for every `### ` section of the doc."""
+    out: dict[str, list[tuple[str, str]]] = {}
+    for part in re.split(r"^### ", DOC.read_text(), flags=re.M)[1:]:
+        title, _, body = part.partition("\n")
+        out[title.strip()] = [(m.group(1), m.group(2)) for m in FENCE.finditer(body)]
+    return out
+
+
+@pytest.fixture()
+def registries():
+    """Every registry as it was, restored after the walk-through (a test's registrations do not leak)."""
+    from htnet_lib import release
+    from htnet_lib.loso import protocols
+    from htnet_lib.models import registry
+    from htnet_lib.raw import adapters
+
+    saved = (dict(registry.NETWORKS), dict(protocols.PROTOCOLS), release.DATASETS, dict(adapters.ADAPTERS))
+    yield
+    registry.NETWORKS.clear()
+    registry.NETWORKS.update(saved[0])
+    protocols.PROTOCOLS.clear()
+    protocols.PROTOCOLS.update(saved[1])
+    for d in release.DATASETS:
+        if d not in saved[2]:
+            release.unregister(d.key)
+    adapters.ADAPTERS.clear()
+    adapters.ADAPTERS.update(saved[3])
+    sys.modules.pop("tinycnn", None)
+
+
+def run_section(title: str, folder: Path) -> dict:
+    """Execute one walk-through in `folder`: `# file:` blocks are written there (Python ones imported), the other
+    Python blocks run in one namespace, which is returned."""
+    namespace: dict = {"__name__": f"extending_{title.split()[-1]}"}
+    for lang, code in walkthroughs()[title]:
+        first = code.splitlines()[0] if code.strip() else ""
+        target = FILE.match(first)
+        if target:
+            path = folder / target.group(1)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(code)
+            if lang == "python":
+                importlib.import_module(path.stem)
+        elif lang == "python":
+            exec(compile(code, f"{DOC.name}: {title}", "exec"), namespace)
+    return namespace
+
+
+@pytest.fixture()
+def folder(tmp_path, monkeypatch, data_dir):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("HTNET_ROOT", raising=False)
+    monkeypatch.setenv("HTNET_DATA_DIR", str(data_dir))
+    return tmp_path
+
+
+def test_the_doc_has_the_four_walkthroughs():
+    assert list(walkthroughs()) == ["A network", "A protocol", "A dataset", "A sweep"]
+    assert all(walkthroughs().values())
+
+
+def test_a_network_is_one_file_and_one_registration(folder, registries):
+    from htnet_lib import config, models
+    from htnet_lib._io import HTNetInputError
+    from htnet_lib.loso import engines
+
+    ns = run_section("A network", folder)
+    run, params = ns["run"], ns["params"]
+    assert run.finished and run.dir.parent == folder / "runs" and set(run.metrics()["scope"]) >= {"Full"}
+    assert run.params == params and run.meta["params"]["width"] == 4  # its keys are params keys, stored with the run
+    assert type(params.model).__name__ == "TinyCNNConfig" and models.geometry(params.model).shape == (2, 28, 28)
+    assert engines.batchable(params.model)
+    with pytest.raises(HTNetInputError) as e:  # the network's own config validates its keys
+        config.params_from_dict({"arch": "tinycnn", "width": 0, "regions": "whole"}, source="p.yaml")
+    assert e.value.field == "width" and "p.yaml" in str(e.value)
+    with pytest.raises(HTNetInputError) as e:  # it reads the whole map only
+        from htnet_lib import loso
+        loso.run_loso(params.replace(regions="official"))
+    assert e.value.field == "regions"
+    path = folder / "w.safetensors"  # weights files of any registered network
+    models.save_weights(engines.init_model(params.model, 0), path)
+    assert models.load_weights(path).cfg == params.model
+
+
+def test_a_protocol_is_one_registration(folder, registries):
+    from htnet_lib import config
+    from htnet_lib._io import HTNetInputError
+    from htnet_lib.loso import protocols
+
+    ns = run_section("A protocol", folder)
+    run, t2 = ns["run"], ns["t2"]
+    assert "vote@2" in run.predictions().columns and "vote@2" in set(run.metrics()["protocol"])
+    assert "ours, majority of the last 2 epochs" in set(t2["source"])
+    with pytest.raises(HTNetInputError, match="registered already"):  # no silent replacement of a built-in
+        protocols.register(protocols.Protocol("mean", "x", False, "x", lambda v, a: (None, 0.0)))
+    protocols.register(protocols.Protocol("labels", "labels", False, "returns labels", lambda v, a: (
+        v.test_logits[-1].argmax(-1), 1.0)))
+    with pytest.raises(HTNetInputError, match="class probabilities"):  # the contract is checked
+        run.protocol_predictions(["labels"])
+    with pytest.raises(HTNetInputError) as e:  # an unknown protocol in params stops the run before it starts
+        from htnet_lib import loso
+        loso.run_loso(ns["params"].replace(protocols=["nope@2"]))
+    assert e.value.field == "protocols"
+    with pytest.raises(HTNetInputError) as e:
+        config.params_from_dict({"protocols": ["not a name"]}, source="p.yaml")
+    assert e.value.field == "protocols"
+
+
+def test_a_dataset_is_one_entry_and_gets_its_own_rows(folder, registries):
+    from htnet_lib.__main__ import build_parser
+    from htnet_lib.figures import results
+
+    ns = run_section("A dataset", folder)
+    run = ns["run"]
+    scopes = list(run.metrics().query("protocol == 'last'")["scope"])
+    assert scopes == ["Full", "SMIC-HS", "CASME II", "MMEW"]
+    wide = results.wide(results.table2([run], n_boot=20))
+    assert "MMEW UF1" in wide.columns
+    assert "mmew" in ns["adapters"].databases()
+    args = build_parser().parse_args(["preprocess-raw", "--database", "mmew", "--root", ".", "--out", "x"])
+    assert args.database == "mmew"  # the command takes it
+
+
+def test_a_sweep_is_one_study_file(folder, registries):
+    ns = run_section("A sweep", folder)
+    table = ns["report"].table
+    assert "lr" in table.columns and len(table) == 2
+    assert set(ns["results"].table["lr"]) == {1.0e-4, 4.0e-4}
