@@ -188,6 +188,54 @@ def paired_bootstrap(a: pd.DataFrame | Sequence[pd.DataFrame], b: pd.DataFrame |
     return pd.DataFrame.from_dict(out, orient="index")
 
 
+def null_differences(predictions: Sequence[pd.DataFrame], pred_col: str = "pred", n_boot: int = 1000,
+                     seed: int = 0) -> pd.DataFrame:
+    """How far apart two single-seed runs of the *same* network land, per scope: the noise a paired comparison of
+    two single runs must rise above (§4.4's ablations compare single runs).
+
+    `predictions`: one table per seed of one configuration (two or more). For every bootstrap draw of subjects (shared
+    by all seeds, as in `paired_bootstrap`) and every pair of seeds, the difference of their UF1 (UAR) is a draw of the
+    null difference: it holds both the seed-to-seed spread and the subject resampling. Columns per scope: seeds,
+    pairs, UF1_seed_sd / UAR_seed_sd (sd of the seeds' scores, no resampling) and UF1_null_sd / UAR_null_sd (root mean
+    square of the null differences: the sd of a single-seed difference).
+    """
+    runs = _as_list(predictions)
+    if len(runs) < 2:
+        raise ValueError("the null difference needs at least two seeds of one configuration")
+    rng = np.random.default_rng(seed)
+    pairs = [(i, j) for i in range(len(runs)) for j in range(i + 1, len(runs))]
+    out = {}
+    for name, _ in _groups(runs[0]):
+        rows = [scope_rows(p, name) for p in runs]
+        subjects = list(dict.fromkeys(s for r in rows for s in r["subject"]))
+        m = np.stack([subject_confusions(r, pred_col, subjects) for r in rows])  # (R, S, C, C)
+        boot = np.einsum("bs,rsij->brij", _draws(len(subjects), n_boot, rng), m)
+        row: dict[str, float] = {"seeds": len(runs), "pairs": len(pairs)}
+        for metric, b, point in zip(("UF1", "UAR"), uf1_uar_from_confusion(boot), uf1_uar_from_confusion(m.sum(1))):
+            d = np.stack([b[:, i] - b[:, j] for i, j in pairs])  # (pairs, B)
+            row[f"{metric}_seed_sd"] = float(np.std(point, ddof=1))
+            row[f"{metric}_null_sd"] = float(np.sqrt(np.nanmean(d ** 2)))  # E[d] = 0 under the null: rms, not sd
+        out[name] = row
+    return pd.DataFrame.from_dict(out, orient="index")
+
+
+def detectable_difference(null_sd: float | np.ndarray, seeds: int = 1, power: float = 0.8,
+                          alpha: float = 0.05) -> float | np.ndarray:
+    """The smallest true difference between two configurations, each the mean of `seeds` runs, that a two-sided test
+    at level `alpha` detects with probability `power`, given the sd of a single-seed null difference
+    (`null_differences`): (z_{1-alpha/2} + z_power) * null_sd / sqrt(seeds). The normal approximation; seeds averaged
+    independently on both sides.
+
+    >>> round(detectable_difference(0.01, seeds=1), 4)
+    0.028
+    >>> round(detectable_difference(0.01, seeds=4), 4)
+    0.014
+    """
+    from scipy.stats import norm
+
+    return (norm.ppf(1 - alpha / 2) + norm.ppf(power)) * null_sd / np.sqrt(seeds)
+
+
 def authors_predictions(samples: pd.DataFrame, data_dir: str | os.PathLike | None = None,
                         path: str | os.PathLike | None = None) -> pd.DataFrame:
     """The authors' stored per-subject predictions (`authors_predictions.json`) as a table: subject, dataset, label, pred.

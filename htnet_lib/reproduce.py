@@ -28,7 +28,10 @@ from typing import Any
 from ._io import (PROGRESS_ENV, HTNetInputError, atomic_write_json, figures_dir, git_revision, hardware, project_root,
                   sha256_file)
 
-LEVELS = ("smoke", "quick", "paper", "honest")  # honest: notebook 07 only (`--only 07`)
+LEVELS = ("smoke", "quick", "cpu", "paper", "honest")
+# The notebooks a level runs when `--only` is not given (default: all). cpu: Table 2 and the ablations trained like it,
+# then the summary; honest: the honest study.
+LEVEL_NOTEBOOKS = {"cpu": ("03", "04", "06"), "honest": ("07",)}
 PROVENANCE = "provenance.json"  # figures/<level>/provenance.json
 
 
@@ -64,6 +67,7 @@ def reproduce(level: str = "quick", only: list[str] | None = None, out_dir: str 
     root = project_root()
     out = Path(out_dir) if out_dir else root / "executed" / pdir.name
     out.mkdir(parents=True, exist_ok=True)
+    only = only or list(LEVEL_NOTEBOOKS.get(pdir.name, ()))
     chosen = [nb for nb in notebooks() if not only or any(nb.name.startswith(o) for o in only)]
     if not chosen:
         raise HTNetInputError(None, "only", f"no notebook matches {only}")

@@ -246,9 +246,178 @@ def report(results: SweepResults, sweep: str, out_dir=None, name: str | None = N
     table = sweep_table(summary)
     fig = sweep_figure(summary, sweep, paper=sw.paper, title=sw.title or sweep)
     words = "\n".join(noise_sentence(summary, p) for p in ("paper", "last"))
+    if sw.paper in PAPER_SWEEPS:
+        words += "\n" + "\n".join(ordering_words(summary, sw.paper, p) for p in ("paper", "last"))
     if out_dir is not None:
         name = name or sweep
         save_table(summary, name, out_dir)
         save_table(table, f"{name}_table", out_dir)
         save_figure(fig, name, out_dir=out_dir)
     return SweepReport(summary, table, fig, words)
+
+
+# ------------------------------------------------------------------ whether the paper's ordering holds (§4.4)
+
+def paper_best(sweep_paper: str) -> Any:
+    """The swept value the paper ranks first: the best Full UF1 of Table 4 or 5, or the best that §4.4.2-4.4.3 state
+    for Figs. 5-6 (values not printed)."""
+    if sweep_paper in ("fig5", "fig6"):
+        return (paper_values.FIG5 if sweep_paper == "fig5" else paper_values.FIG6)["best"]
+    rows = PAPER_SWEEPS[sweep_paper].rows()
+    return rows[f"UF1 {paper_values.FULL}"].idxmax()
+
+
+def ordering_words(summary: pd.DataFrame, sweep_paper: str, protocol: str = "paper", scope: str = "Full") -> str:
+    """In words: does the paper's ordering hold here? The paper's best point against each other point (paired
+    bootstrap, same seeds), and Kendall's tau between the paper's printed order and ours (Tables 4-5).
+
+    Verdict: 'holds' when every other point scores below the paper's best beyond the noise; 'is contradicted' when
+    some point scores above it beyond the noise; otherwise 'is neither confirmed nor contradicted (within the
+    noise)'."""
+    from scipy.stats import kendalltau
+
+    ps = PAPER_SWEEPS[sweep_paper]
+    s = summary[(summary["protocol"] == protocol) & (summary["scope"] == scope)].set_index("label")
+    head = f"{ps.source}, {protocol_label(protocol)}, {scope} UF1: "
+    best = paper_best(sweep_paper)
+    keyed = {_paper_key(v): label for label, v in s[ps.key].items()}
+    if best not in keyed:
+        top = s["UF1"].idxmax()
+        return head + (f"the paper's best ({ps.key} {best}) is not a point of this level's grid "
+                       f"({', '.join(map(str, keyed))}); ours is highest at '{top}' ({s.loc[top, 'UF1']:.3f}).")
+    best_label = keyed[best]
+    ref = s["reference"].iloc[0]
+    if best_label != ref:  # the paper's best is always its initial setting in §4.4; say so if a grid differs
+        return head + f"the paper's best '{best_label}' is not this sweep's reference '{ref}': no paired comparison."
+    others = s.drop(index=ref)
+    below, above = others[others["dUF1"] < 0], others[others["dUF1"] > 0]
+    sig_below = below[below["exceeds_noise"].astype(bool)]
+    sig_above = above[above["exceeds_noise"].astype(bool)]
+    if len(sig_below) == len(others):
+        verdict = "holds"
+    elif len(sig_above):
+        verdict = "is contradicted"
+    else:
+        verdict = "is neither confirmed nor contradicted (within the noise)"
+    words = (f"the paper ranks '{best_label}' first. Ours: {len(below)} of {len(others)} other points score below it "
+             f"({len(sig_below)} beyond the noise), {len(above)} above ({len(sig_above)} beyond the noise"
+             + (": " + ", ".join(f"'{i}' {r.dUF1:+.3f}" for i, r in sig_above.iterrows()) if len(sig_above) else "")
+             + ")")
+    if "paper_UF1" in s and s["paper_UF1"].notna().sum() >= 3:
+        both = s[s["paper_UF1"].notna()]
+        tau = kendalltau(both["paper_UF1"], both["UF1"]).statistic
+        words += f"; Kendall's tau between the paper's order and ours {tau:+.2f}"
+    return head + words + f". The paper's ordering {verdict}."
+
+
+# ---------------------------------------------------------------------------------------- the noise floor
+
+def reference_runs(results: SweepResults) -> list:
+    """The runs (one per seed) of the study's base: the reference point every sweep shares (Table 2's run at a level
+    whose ablations have no overrides)."""
+    base = results.study.base.fingerprint()
+    for sweep in results.study.sweeps.values():
+        for p in sweep.points:
+            if p.params.fingerprint() == base:
+                return results.runs[(sweep.name, p.label)]
+    raise ValueError("no sweep has a point equal to the study's base: nothing to measure the noise on")
+
+
+def noise_floor(results: SweepResults, protocols: tuple[str, ...] = ("paper", "last"), seeds: tuple[int, ...] = (1, 3, 5),
+                power: float = 0.8, alpha: float = 0.05, n_boot: int = 1000) -> pd.DataFrame:
+    """The smallest paired difference from the reference that this design detects (`metrics.detectable_difference`:
+    two-sided level `alpha`, probability `power`), when each point is the mean of 1, 3 or 5 seeds; measured on the
+    reference's own seeds and subject resampling (`metrics.null_differences`).
+
+    One row per (protocol, scope, metric): seeds_measured, seed_sd (sd of the reference's seeds), null_sd (sd of a
+    difference between two single-seed runs of the same network), and `floor_<k>_seeds` per k in `seeds`.
+    """
+    preds = [r.predictions() for r in reference_runs(results)]
+    rows = []
+    for proto in protocols:
+        nd = metrics.null_differences(preds, proto, n_boot=n_boot)
+        for scope, r in nd.iterrows():
+            for m in ("UF1", "UAR"):
+                row = {"protocol": proto, "scope": scope, "metric": m, "seeds_measured": int(r["seeds"]),
+                       "seed_sd": r[f"{m}_seed_sd"], "null_sd": r[f"{m}_null_sd"], "power": power, "alpha": alpha}
+                row.update({f"floor_{k}_seeds": metrics.detectable_difference(r[f"{m}_null_sd"], k, power, alpha)
+                            for k in seeds})
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def paper_differences(floor: pd.DataFrame, protocol: str = "paper") -> pd.DataFrame:
+    """The paper's own ablation differences: each printed cell of Tables 4-5 minus its reference cell (7x7, (2, 2, 8);
+    §4.4's initial setting), per scope and metric, beside the single-seed floor measured here under `protocol` (the
+    paper protocol: how its numbers were made), and whether the difference exceeds it."""
+    f = floor[floor["protocol"] == protocol].set_index(["scope", "metric"])
+    rows = []
+    for paper in ("table4", "table5"):
+        ps = PAPER_SWEEPS[paper]
+        t = ps.rows()
+        ref = paper_best(paper)
+        for setting in t.index:
+            if setting == ref:
+                continue
+            for scope in SCOPES:
+                for m in ("UF1", "UAR"):
+                    col = f"{m} {scope}"
+                    if col not in t or (scope, m) not in f.index:
+                        continue
+                    d = float(t.loc[setting, col] - t.loc[ref, col])
+                    fl = float(f.loc[(scope, m), "floor_1_seeds"])
+                    rows.append({"table": ps.source, "setting": _setting_label(paper, setting),
+                                 "reference": _setting_label(paper, ref), "scope": scope, "metric": m,
+                                 "paper": float(t.loc[setting, col]), "paper_reference": float(t.loc[ref, col]),
+                                 "paper_diff": round(d, 4), "floor_1_seed": fl, "exceeds_floor": abs(d) > fl})
+    return pd.DataFrame(rows)
+
+
+def _setting_label(paper: str, key: Any) -> str:
+    return f"{key}x{key}" if paper == "table4" else str(key)
+
+
+def floor_table(floor: pd.DataFrame, protocol: str = "paper", metric: str = "UF1", digits: int = 3) -> pd.DataFrame:
+    """A readable view of `noise_floor`: per scope, the seeds' sd, the single-seed null sd and the floors."""
+    f = floor[(floor["protocol"] == protocol) & (floor["metric"] == metric)].set_index("scope")
+    cols = ["seed_sd", "null_sd", *[c for c in f.columns if c.startswith("floor_")]]
+    return f[cols].round(digits).rename(columns=lambda c: c.replace("_", " "))
+
+
+def claims_words(diffs: pd.DataFrame, floor: pd.DataFrame, protocol: str = "paper", scope: str = "Full") -> str:
+    """In words: which of §4.4's differences (Tables 4-5, `scope` UF1) one LOSO run (one seed) could support, judged
+    against the single-seed floor measured here."""
+    f = floor[(floor["protocol"] == protocol) & (floor["scope"] == scope) & (floor["metric"] == "UF1")].iloc[0]
+    lines = [f"Single-seed floor, {scope} UF1, {protocol_label(protocol)}: {f['floor_1_seeds']:.3f} "
+             f"({f['power']:.0%} power, two-sided {f['alpha']:.0%}; measured on {f['seeds_measured']} seeds of the "
+             f"reference at this level's size). With 3 seeds per point: {f.get('floor_3_seeds', np.nan):.3f}; with 5: "
+             f"{f.get('floor_5_seeds', np.nan):.3f}."]
+    d = diffs[(diffs["scope"] == scope) & (diffs["metric"] == "UF1")]
+    for table, g in d.groupby("table", sort=False):
+        big = g[g["exceeds_floor"]]
+        ref = g["reference"].iloc[0]
+        span = f"{g['paper_diff'].min():+.4f} to {g['paper_diff'].max():+.4f}"
+        if big.empty:
+            lines.append(f"{table}: the paper's differences from {ref} ({span}) are all within one run's noise: "
+                         f"one LOSO run cannot support its ordering.")
+        else:
+            parts = ", ".join(f"{r.setting} {r.paper_diff:+.4f}" for r in big.itertuples())
+            lines.append(f"{table}: {len(big)} of {len(g)} differences from {ref} ({span}) exceed one run's noise "
+                         f"({parts}); only these could one LOSO run support, the rest of the ordering it cannot.")
+    return "\n".join(lines)
+
+
+def reference_note(study, table2_params) -> str:
+    """Whether the study's reference point is Table 2's run (same params, so the same run folder) or a shortened
+    demonstration of it."""
+    fp = study.base.fingerprint()
+    if fp == table2_params.fingerprint():
+        return (f"The reference point of every sweep is Table 2's run itself (notebook 03): the same params, so the same "
+                f"run folders (loso-{fp}-*), trained once. Every point trains like it: {study.base.train.epochs} epochs, "
+                f"{len(study.base.train.folds) or 'all'} folds, seeds {list(study.seeds)}.")
+    t2, b = table2_params.to_flat(), study.base.to_flat()
+    changed = ", ".join(f"{k}={b[k]!r} (Table 2: {t2[k]!r})" for k in b if k in t2 and b[k] != t2[k]
+                        and k not in ("seeds", "progress"))
+    return ("A fast demonstration: the points train shorter than Table 2's model (" + changed + "), so their "
+            "reference point is not Table 2's run and their scores sit below it; the cpu level "
+            "(params/cpu) trains every point like Table 2's model.")

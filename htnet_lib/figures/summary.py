@@ -34,7 +34,10 @@ FILES = {
     "extra_tokens_per_block": ("04", "not the paper's: fewer hierarchies, more tokens per block"),
     "audit": ("05", "the protocol audit: the paper's pick on random guesses and shuffled labels, beside real runs"),
     "audit_curve": ("05", "the audit over the epochs trained"),
+    "noise_floor": ("04", "the noise floor: the smallest paired difference the design detects with 1, 3 and 5 seeds"),
+    "paper_differences": ("04", "the paper's own ablation differences (Tables 4-5) against the single-seed floor"),
     "summary": ("06", "this summary: every paper cell beside ours"),
+    "summary_levels": ("06", "every paper cell beside ours at each level, both protocols"),
 }
 
 
@@ -126,5 +129,61 @@ def scatter(collected: pd.DataFrame) -> plt.Figure:
     ax.set_ylabel("ours (mean over seeds, 95% interval over subjects)")
     ax.set_title("Every cell of the paper beside ours", fontsize=10)
     ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return finish(fig)
+
+
+# ------------------------------------------------------------------------------------- every level on one page
+LEVEL_ORDER = ("smoke", "quick", "cpu", "paper")  # small to large; only the ones with a folder are shown
+PROTOCOL_MARKS = {"paper": ("paper protocol (epoch picked on test labels)", "full"),
+                  "last": ("last epoch (honest: no test label read)", "none")}
+
+
+def levels_present(figures_root: str | os.PathLike, include: str | None = None) -> list[str]:
+    """The levels whose folder under `figures_root` holds a Table 2 (`include` always, when it has one)."""
+    root = Path(figures_root)
+    return [lv for lv in LEVEL_ORDER if (root / lv / "table2.csv").is_file() and (lv != "smoke" or lv == include)]
+
+
+def collect_levels(figures_root: str | os.PathLike, levels: list[str],
+                   protocols: tuple[str, ...] = tuple(PROTOCOL_MARKS)) -> pd.DataFrame:
+    """`collect` for every level and protocol: the same columns plus `level` and `protocol` (Table 1's counts, which
+    no protocol changes, once per level)."""
+    frames = []
+    for lv in levels:
+        for proto in protocols:
+            c = collect(Path(figures_root) / lv, protocol=proto)
+            if proto != protocols[0]:
+                c = c[c["metric"] != "count"]
+            frames.append(c.assign(level=lv, protocol=proto))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def scatter_levels(collected: pd.DataFrame) -> plt.Figure:
+    """The paper's value (x) against ours (y, 95% interval over subjects), one panel per level; filled markers for the
+    paper protocol, hollow ones for the last epoch (honest), one colour per item."""
+    d = collected[collected["metric"] != "count"]
+    levels = list(dict.fromkeys(d["level"]))
+    fig, axes = plt.subplots(1, max(1, len(levels)), figsize=(4.6 * max(1, len(levels)), 4.8), squeeze=False,
+                             sharey=True)
+    colours = {item: f"C{i}" for i, item in enumerate(dict.fromkeys(d["item"]))}
+    for ax, lv in zip(axes[0], levels):
+        for (item, proto), g in d[d["level"] == lv].groupby(["item", "protocol"], sort=False):
+            err = np.vstack([g["ours"] - g["ours_lo"], g["ours_hi"] - g["ours"]])
+            what, face = PROTOCOL_MARKS.get(proto, (proto, "full"))
+            ax.errorbar(g["paper"], g["ours"], yerr=np.nan_to_num(err), fmt="o", ms=4, capsize=2, alpha=0.8,
+                        color=colours[item], mfc=colours[item] if face == "full" else "none", elinewidth=0.6)
+        ax.plot([0, 1], [0, 1], color="black", linewidth=1, linestyle="--")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("the paper's value")
+        ax.set_title(f"level: {lv}", fontsize=10)
+    axes[0, 0].set_ylabel("ours (mean over seeds, 95% interval over subjects)")
+    from matplotlib.lines import Line2D
+    handles = [Line2D([], [], marker="o", ls="", color=c, label=item) for item, c in colours.items()]
+    handles += [Line2D([], [], marker="o", ls="", color="grey", mfc="grey" if face == "full" else "none", label=what)
+                for what, face in PROTOCOL_MARKS.values()]
+    axes[0, -1].legend(handles=handles, fontsize=7, loc="upper left")
+    fig.suptitle("Every cell of the paper beside ours, per level (dashed: ours = paper)", fontsize=10)
     fig.tight_layout()
     return finish(fig)
