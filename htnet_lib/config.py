@@ -32,7 +32,7 @@ __all__ = ["ModelConfig", "HTNetConfig", "TrainConfig", "RunConfig", "Params", "
            "Strs", "input_error", "params_from_dict", "load_params", "parse_set", "read_yaml_mapping", "known_keys",
            "AUTHORS_SCRIPT", "SESSION_ENV", "session_overrides"]
 
-PROTOCOL_NAME = re.compile(r"[A-Za-z][\w-]*(@\d+)?")  # a registered protocol's key, `@` and its argument if it takes one
+PROTOCOL_NAME = re.compile(r"[A-Za-z][\w-]*(@\d+)?")  # a protocol key, then `@` and its argument if it takes one
 
 
 class TrainConfig(Section):
@@ -148,15 +148,15 @@ class Params:
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the numbers (model and train sections), naming a run folder. The model
-        part is `FINGERPRINT_MODEL_KEYS` filled in from the params, plus any other model key set to a value other
-        than its default."""
+        part is `FINGERPRINT_MODEL_KEYS` filled in from the params (the network's config, else the other networks'
+        keys they set, else the defaults), plus any other key of the network's config set off its default."""
         payload = {"model": self._model_payload(), "train": _plain(self.train)}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
     def _model_payload(self) -> dict[str, Any]:
         out = dict(FINGERPRINT_MODEL_KEYS)
-        values = {**{k: _plain_value(v) for k, v in self.other_model_keys.items()}, **_plain(self.model)}
-        for key, value in values.items():
+        out.update({k: _plain_value(v) for k, v in self.other_model_keys.items() if k in FINGERPRINT_MODEL_KEYS})
+        for key, value in _plain(self.model).items():
             if key in FINGERPRINT_MODEL_KEYS or value != _plain_value(default_of(key, type(self.model))):
                 out[key] = value
         return out

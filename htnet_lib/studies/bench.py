@@ -7,7 +7,7 @@ configurations to time (the level's model, the paper's), and its options say how
 1. the GEMM rate: an n x n fp32 matrix product on the run's threads (and on one thread), median of `repeats`;
 2. per configuration and engine (the loop; the batched engine at each chunk size): training samples per second
    (median of `repeats` timings of `epochs` epochs, the first excluded as warm-up), the time of a full LOSO
-   extrapolated from it, FLOP/s (`model.flops_per_sample` x samples/s) and that as a fraction of the GEMM rate. On a
+   extrapolated from it, FLOP/s (`models.flops_per_sample` x samples/s) and that as a fraction of the GEMM rate. On a
    CPU a model above 50 MFLOP per sample (the paper's) is timed once, on one fold (loop) and two (batched);
 3. end to end, side by side in one run (`ray_workers` > 0 and Ray installed): the level's LOSO (seed 0, all folds) and
    one of its sweeps (`ray_sweep`, seed 0) trained in-process with the best engine found in 2, then on a local Ray
@@ -31,7 +31,7 @@ from .. import regions
 from .._io import hardware
 from ..config import Ints, Params, Section
 from ..loso import engines, plan_folds, run_many
-from ..models import flops_per_sample
+from ..models import flops_per_sample, geometry
 from .spec import Study, load_study
 
 if TYPE_CHECKING:
@@ -82,7 +82,7 @@ def engine_timings(params: Params, opts: BenchOptions, samples=None) -> dict[str
     samples = data_mod.load_samples(params.run.data_dir or None) if samples is None else samples
     plans = plan_folds(samples, params.train)
     probe = engines.probe_params(params, opts.epochs)
-    X = regions.model_inputs(samples, data_mod.load_flow_maps(samples), params.train, params.model.image_size,
+    X = regions.model_inputs(samples, data_mod.load_flow_maps(samples), params.train, geometry(params.model),
                              progress=False).to(device)
     y = torch.tensor(samples["label"].to_numpy(), device=device)
     same = engines.same_batch_count(plans, probe)
@@ -204,7 +204,7 @@ def format_report(r: dict[str, Any]) -> str:
 
 
 def estimate_level(params_dir: str | os.PathLike, rates: tuple[float, ...] = (20e12, 100e12)) -> pd.DataFrame:
-    """What a params level costs, notebook by notebook, from counted FLOPs (`model.flops_per_sample`): training
+    """What a params level costs, notebook by notebook, from counted FLOPs (`models.flops_per_sample`): training
     (forward + backward on every fold's training samples, every epoch) and scoring (forward on the held-out and inner
     samples at every evaluated epoch), summed over the distinct runs each notebook trains (a run another notebook
     already trained counts once, where it is first trained). Hours at the assumed sustained `rates` (FLOP/s)."""
