@@ -71,18 +71,20 @@ def test_committed_outputs_hold_no_machine_paths_or_name():
             assert len(host) < 4 or host not in text, f"{p.relative_to(REPO_ROOT)}: this machine's name"
 
 
-def test_committed_quick_figures_are_the_ones_their_record_names():
-    """Every committed file of figures/quick is listed by the notebook that last wrote it, with the same sha256:
+@pytest.mark.parametrize("level", ["quick", "cpu"])
+def test_committed_figures_are_the_ones_their_record_names(level):
+    """Every committed file of figures/<level> is listed by the notebook that last wrote it, with the same sha256:
     the tables were made by `reproduce`, and not edited afterwards."""
-    files = [p for p in _committed_outputs() if p.parent == FIGURES_DIR / "quick" and p.name != reproduce.PROVENANCE]
-    rec = reproduce.read_provenance(FIGURES_DIR / "quick" / reproduce.PROVENANCE)
-    assert rec, "figures/quick/provenance.json is missing: run `python -m htnet_lib reproduce --params quick`"
+    files = [p for p in _committed_outputs() if p.parent == FIGURES_DIR / level and p.name != reproduce.PROVENANCE]
+    assert files, f"figures/{level} holds no committed file"
+    rec = reproduce.read_provenance(FIGURES_DIR / level / reproduce.PROVENANCE)
+    assert rec, f"figures/{level}/provenance.json is missing: run `python -m htnet_lib reproduce --params {level}`"
     for p in files:
         writers = sorted((e["finished"], nb) for nb, e in rec.items() if p.name in e["outputs"])
-        assert writers, f"figures/quick/{p.name}: no notebook in provenance.json wrote it"
+        assert writers, f"figures/{level}/{p.name}: no notebook in provenance.json wrote it"
         last = rec[writers[-1][1]]
         assert last["outputs"][p.name] == hashlib.sha256(p.read_bytes()).hexdigest(), \
-            f"figures/quick/{p.name} differs from what {writers[-1][1]} wrote"
+            f"figures/{level}/{p.name} differs from what {writers[-1][1]} wrote"
         assert last["git revision"] != "unknown" and len(last["data fingerprint"]) == 16
 
 
