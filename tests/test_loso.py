@@ -418,3 +418,47 @@ def test_bf16_autocast_on_the_cpu_keeps_predictions(samples, inputs):
     assert agree >= 0.97
     assert max(np.abs(a.train_loss - b.train_loss).max() for a, b in zip(fp32, bf16)) < 0.01
     assert any(not np.array_equal(a.test_logits, b.test_logits) for a, b in zip(fp32, bf16))  # bf16 did run
+
+
+def test_train_returns_the_trained_models_of_both_engines(samples, inputs):
+    """`engines.train` hands back what callers need: the records and, when asked, each fold's trained model (the
+    batched engine's unstacked from the chunk); a model's outputs are the record's last evaluated logits."""
+    X, y = inputs
+    p = config.params_from_dict({**TINY, "epochs": 2, "folds": ["s01", "s03"]})
+    plans = engines.same_batch_count(loso.plan_folds(samples, p.train), p)
+    for engine in ("loop", "batched"):
+        trained = engines.train(X, y, plans, p, engine, keep_models=True)
+        assert len(trained.models) == len(trained.records) == len(plans)
+        for plan, rec, model in zip(plans, trained.records, trained.models):
+            assert not model.training
+            with torch.no_grad():
+                out = model(X[torch.as_tensor(plan.test_idx)]).numpy()
+            np.testing.assert_allclose(out, rec.test_logits[-1], rtol=1e-4, atol=1e-4)
+    assert engines.train(X, y, plans, p, "loop").models is None
+
+
+def test_fit_trains_on_every_sample_without_a_fold(samples, inputs):
+    """`engines.fit`: one model on all samples, nothing scored, the loop's step (the shipped weights use it)."""
+    X, y = inputs
+    p = config.params_from_dict({**TINY, "epochs": 2})
+    a, b = engines.fit(X, y, p, seed=3), engines.fit(X, y, p, seed=3)
+    assert not a.training and all(torch.equal(a.state_dict()[k], v) for k, v in b.state_dict().items())
+    assert not torch.equal(next(iter(engines.fit(X, y, p, seed=4).parameters())), next(iter(a.parameters())))
+
+
+def test_a_finished_run_adds_the_protocols_its_params_name(samples, inputs, tmp_path):
+    """`protocols:` in params is a run setting: the same run folder, which then also scores the named protocols; the
+    columns it had are unchanged, and they never disappear."""
+    X, _ = inputs
+    p = tiny(tmp_path, folds=["s01", "sub01"], engine="batched")
+    run = loso.run_loso(p, samples=samples, X=X)
+    before = run.predictions()
+    again = loso.run_loso(p.replace(protocols=["mean@2"]), samples=samples, X=X)
+    assert again == run and run.meta["protocols"] == ["paper", "last", "mean@2"]
+    after = run.predictions()
+    assert "mean@2" in after.columns and set(run.metrics()["protocol"]) == {"paper", "last", "mean@2"}
+    pd.testing.assert_frame_equal(after[before.columns], before)
+    assert "mean@2" in loso.run_loso(p, samples=samples, X=X).predictions().columns  # kept
+    with pytest.raises(HTNetInputError) as e:
+        loso.run_loso(p.replace(protocols=["inner"]), samples=samples, X=X)  # needs inner subjects
+    assert e.value.field == "protocols"
