@@ -23,8 +23,8 @@ authors' later PyTorch port, ``main.py`` (class ``STSTNet``, trained with Adam l
 subject weights in ``STSTNet_Weights/*.pth``, log ``STSTNet_python_logfile.txt``: UF1 0.7209, UAR 0.7250; it scores
 each held-out subject with the predictions after the last epoch, i.e. loso's ``fixed@800``/``last``, not the epoch
 picked with test labels that HTNet's code uses). Every other public PyTorch version found has exactly that layer
-stack: tvaranka/meb ``meb/models/me_networks.py`` (``STSTNet``; MIT licence) and TwelveGJ/STSTNet ``main.py`` (the
-same plus optional squeeze-excitation blocks). This module follows the authors' PyTorch port, the only readable code
+stack: tvaranka/meb ``meb/models/me_networks.py`` (``STSTNet``; MIT licence at its notebooks' commit ef4bb232,
+Apache-2.0 since d095329) and TwelveGJ/STSTNet ``main.py`` (the same plus optional squeeze-excitation blocks). This module follows the authors' PyTorch port, the only readable code
 from the authors:
 
 * **BatchNorm after the ReLU** (``batch_norm=True``). ``batch_norm=False`` gives the plain conv-ReLU-pool stack often
