@@ -3,8 +3,9 @@
   fetch      download and verify the authors' release
   verify     check a release folder against the recorded checksums
   loso       train a LOSO run from a params file and print UF1/UAR per dataset and protocol
+  sweep      train (or find) every point of a study file's sweeps and print Full UF1/UAR over seeds
   bench      time the authors'-style loop against the batched engine (and the raw-frames pipeline)
-  reproduce  run every notebook in order with papermill for one params level (smoke, quick, paper)
+  reproduce  run every notebook in order with papermill for one params level (smoke, quick, cpu, paper, honest)
   predict    class probabilities of one micro-expression, from its onset and apex frames or a prepared flow map
   train-weights  train a recipe on all 442 samples and write its weights and card (with its 5-seed honest LOSO score)
   weights    build the shipped recipe's weights from its card (seconds) and check them against its sha256
@@ -49,6 +50,18 @@ def cmd_loso(args: argparse.Namespace) -> None:
     if len(runs) > 1:
         print("\nover seeds:\n" + loso.seed_summary(runs).round(4).to_string(index=False))
     print("\n" + "\n".join(f"{name}: {loso.label(name)}" for name in runs[0].meta["protocols"]))
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from .studies import sweeps
+
+    r = sweeps.run_sweep(args.study, only=tuple(args.only))
+    full = r.table[r.table["scope"] == "Full"]
+    pd.set_option("display.width", 120)
+    print("Full UF1 / UAR, mean and sd over the study's seeds:\n" + full.groupby(
+        ["sweep", "label", "protocol"], sort=False)[["UF1", "UAR"]].agg(["mean", "std"]).round(4).to_string())
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -193,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("verify", help="check a release folder against the recorded checksums")
     v.add_argument("--data-dir")
     v.set_defaults(fn=cmd_verify)
+
+    sw = sub.add_parser("sweep", help="train (or find) every point of a study file's sweeps, e.g. "
+                                      "params/honest/fresh.yaml; resumes like every run")
+    sw.add_argument("--study", required=True)
+    sw.add_argument("--only", action="append", default=[], metavar="SWEEP", help="only this sweep (repeatable)")
+    sw.set_defaults(fn=cmd_sweep)
 
     lo = sub.add_parser("loso", help="train a LOSO run from a params file")
     lo.add_argument("--params", required=True)

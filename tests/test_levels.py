@@ -128,3 +128,24 @@ def test_ordering_verdicts():
     dims = _summary(["1", "3", "6"], [0.75, 0.76, 0.77], [-0.01, np.nan, 0.01], [False, False, False]) \
         .rename(columns={"heads": "dim"})
     assert "not a point of this level's grid" in ablations.ordering_words(dims, "fig5")
+
+
+def test_sweep_command_trains_a_study_file(tmp_path, data_dir):
+    """`python -m htnet_lib sweep --study FILE`: every point, every seed, a Full summary; bad files exit 2."""
+    import subprocess
+    import sys
+
+    (tmp_path / "loso.yaml").write_text(f"dim: 8\nheads: 2\nblock_repeats: [1, 1, 1]\nepochs: 2\nfolds: [s01, '006']\n"
+                                        f"runs_dir: {tmp_path / 'runs'}\nprogress: false\nengine: loop\n")
+    (tmp_path / "s.yaml").write_text("base: loso.yaml\nseeds: [0, 1]\nsweeps:\n  lr:\n    - {lr: 1.0e-4}\n"
+                                     "    - {lr: 3.0e-4, label: fast}\n")
+    env = {**__import__("os").environ, "HTNET_DATA_DIR": str(data_dir)}
+    r = subprocess.run([sys.executable, "-m", "htnet_lib", "sweep", "--study", str(tmp_path / "s.yaml")],
+                       capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "fast" in r.stdout and "lr=0.0001" in r.stdout and "Full UF1 / UAR" in r.stdout
+    assert len([p for p in (tmp_path / "runs").iterdir() if p.is_dir()]) == 4
+    (tmp_path / "bad.yaml").write_text("base: loso.yaml\nsweeps:\n  lr:\n    - {lrr: 1.0e-4}\n")
+    r = subprocess.run([sys.executable, "-m", "htnet_lib", "sweep", "--study", str(tmp_path / "bad.yaml")],
+                       capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert r.returncode == 2 and "lrr" in r.stderr and "bad.yaml" in r.stderr
