@@ -128,9 +128,9 @@ def test_honest_protocols_cannot_read_test_labels(samples):
     entry."""
     seen = {}
 
-    def spy(view, arg):
+    def spy(view, arg):  # a chooser returns class probabilities (samples, classes) and an epoch
         seen["labels"] = view.test_labels
-        return view.test_logits[-1].argmax(-1), float(view.epochs[-1])
+        return protocols.softmax(view.test_logits[-1]), float(view.epochs[-1])
 
     protocols.register(protocols.Protocol("spy", "spy", False, "test only", spy))
     try:
@@ -140,7 +140,7 @@ def test_honest_protocols_cannot_read_test_labels(samples):
         preds = loso.protocol_predictions({"s01": rec}, samples, ["spy"])
         assert seen["labels"] is None and (preds["spy"] == 0).all() and loso.label("spy") == "spy"
     finally:
-        del protocols.PROTOCOLS["spy"]
+        protocols.unregister("spy")
     assert protocols.PROTOCOLS["paper"].reads_test_labels and not protocols.PROTOCOLS["inner"].reads_test_labels
     assert loso.label("fixed@30") == "epoch 30"
     with pytest.raises(HTNetInputError, match="unknown protocol"):
