@@ -87,7 +87,7 @@ def test_model_inputs_table4_geometry_and_whole_face(samples, flow_maps):
     tr = config.TrainConfig()
     x28 = regions.model_inputs(samples, flow_maps, tr, progress=False)
     for p in (5, 10):
-        x = regions.model_inputs(samples, flow_maps, tr, image_size=4 * p, progress=False)
+        x = regions.model_inputs(samples, flow_maps, tr, 4 * p, progress=False)  # a side, or an InputGeometry
         assert x.shape == (442, 3, 4 * p, 4 * p) and x.dtype == torch.float32
         assert 0 <= x.min() and x.max() <= 255
         # the same picture at another size: each 14x14 region becomes a 2p x 2p region
@@ -97,3 +97,11 @@ def test_model_inputs_table4_geometry_and_whole_face(samples, flow_maps):
     assert torch.equal(whole, torch.from_numpy(flow_maps).permute(0, 3, 1, 2).float())
     scaled = regions.model_inputs(samples, flow_maps, config.TrainConfig(preprocessing="scaled"), progress=False)
     assert scaled.min() == -1 and scaled.max() == 1
+    # a network's geometry picks the map channels it reads and the regions settings it takes (models.InputGeometry)
+    from htnet_lib.models import InputGeometry
+
+    uv = InputGeometry(28, 2, map_channels=(2, 1), regions=("whole",))
+    assert torch.equal(regions.model_inputs(samples, flow_maps, config.TrainConfig(regions="whole"), uv), whole[:, [2, 1]])
+    with pytest.raises(HTNetInputError) as e:
+        regions.model_inputs(samples, flow_maps, tr, uv, progress=False)
+    assert e.value.field == "regions"
