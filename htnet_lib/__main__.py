@@ -8,7 +8,7 @@
   reproduce  run every notebook in order with papermill for one params level (smoke, quick, cpu, paper, honest)
   predict    class probabilities of one micro-expression, from its onset and apex frames or a prepared flow map
   train-weights  train a recipe on all 442 samples and write its weights and card (with its 5-seed honest LOSO score)
-  weights    build the shipped recipe's weights from its card (seconds) and check them against its sha256
+  weights    rebuild the shipped weights from their card (seconds) and check them against its sha256
 """
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ def cmd_weights(args: argparse.Namespace) -> None:
     threads = predict.card_threads(json.loads(predict.CARD.read_text()))
     print(f"weights: {path} ({path.stat().st_size / 1e6:.2f} MB), trained on {threads} torch thread(s) as the card "
           f"records\n" + (
-        f"tensors identical to the card's (sha256 {predict.tensors_sha256(path)[:16]}...)" if identical else
+        f"tensors identical to the card's and to the shipped {predict.SHIPPED.name} (sha256 {predict.tensors_sha256(path)[:16]}...)" if identical else
         "tensors NOT identical to the card's: float rounding differs on this machine's CPU or torch, or the release "
         "differs (its fingerprint must be the card's); the card's honest score describes the recipe, not these bytes "
         "(the card beside them names the tensors built here)"))
@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     tw.add_argument("--out", required=True, help="the .safetensors file to write (a .json card beside it)")
     tw.set_defaults(fn=cmd_train_weights)
 
-    w = sub.add_parser("weights", help="build the shipped recipe's weights from its card and check their sha256")
+    w = sub.add_parser("weights", help="rebuild the shipped recipe's weights from its card and check their sha256")
     w.add_argument("--out", help="the .safetensors file to write, or a folder for it (default: $HTNET_WEIGHTS, a file "
                                  "or folder, or the user cache)")
     w.set_defaults(fn=cmd_weights)

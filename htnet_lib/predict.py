@@ -41,9 +41,10 @@ from .config import TrainConfig
 from .models import geometry
 from .models.io import load_weights, read_weights_metadata, save_weights, tensors_sha256
 
-CARD = Path(__file__).with_name("weights") / "htnet-honest.json"  # the shipped recipe's card (the weights are built)
+CARD = Path(__file__).with_name("weights") / "htnet-honest.json"  # the shipped recipe's card
 WEIGHTS_ENV = "HTNET_WEIGHTS"
 WEIGHTS_NAME = "htnet-honest.safetensors"  # the shipped recipe's file name in a weights folder
+SHIPPED = CARD.with_name(WEIGHTS_NAME)  # the shipped weights (1.8 MB, in git and in the package, beside their card)
 
 
 def weights_path(value: str | os.PathLike, source: str) -> Path:
@@ -61,8 +62,15 @@ def weights_path(value: str | os.PathLike, source: str) -> Path:
 
 
 def default_weights() -> Path:
-    """Where the shipped recipe's weights are built and looked for: $HTNET_WEIGHTS (a folder or a .safetensors
-    file), or the user cache."""
+    """The weights `predict` loads: $HTNET_WEIGHTS (a folder or a .safetensors file) when set, else the shipped file
+    beside its card (the same bytes on every machine, so the same answers)."""
+    value = os.environ.get(WEIGHTS_ENV)
+    return weights_path(value, f"${WEIGHTS_ENV}") if value else SHIPPED
+
+
+def rebuild_path() -> Path:
+    """Where `python -m htnet_lib weights` writes its rebuild by default: $HTNET_WEIGHTS, or the user cache (never
+    over the shipped file)."""
     value = os.environ.get(WEIGHTS_ENV)
     return weights_path(value, f"${WEIGHTS_ENV}") if value else cache_dir() / "weights" / WEIGHTS_NAME
 
@@ -79,16 +87,16 @@ class Predictor:
 
 
 def load(weights: str | os.PathLike | None = None) -> Predictor:
-    """Load weights (default: the shipped recipe, built by `build_shipped`) safely (safetensors) with the training
+    """Load weights (default: `default_weights()`, the shipped recipe) safely (safetensors) with the training
     settings stored beside them (`htnet_train_config` in the metadata: how inputs must be prepared)."""
     path = Path(weights) if weights else default_weights()
     if path.is_dir():  # a weights folder, as $HTNET_WEIGHTS may be
         path = path / WEIGHTS_NAME
     if not weights and not path.is_file():
-        raise HTNetInputError(path, None, "the shipped recipe's weights are not built yet: `python -m htnet_lib "
-                                          "weights` trains them from the release in seconds and checks them against "
-                                          f"the tensors' sha256 in {CARD.name} (or set ${WEIGHTS_ENV} to a weights "
-                                          "folder or .safetensors file)")
+        raise HTNetInputError(path, None, "no weights here: `python -m htnet_lib weights --out "
+                                          f"{path}` trains the shipped recipe from the release in seconds and checks "
+                                          f"them against the tensors' sha256 in {CARD.name} (or unset ${WEIGHTS_ENV} "
+                                          "to use the shipped file)")
     meta = read_weights_metadata(path)
     if "htnet_train_config" not in meta:
         raise HTNetInputError(path, "htnet_train_config", "the weights do not say how their inputs were prepared "
@@ -129,9 +137,10 @@ def check_card(path: Path) -> tuple[dict[str, Any], str]:
 
 
 def shipped() -> Predictor:
-    """The shipped recipe, built first (`build_shipped`, a few seconds; it needs the release) when it is missing."""
+    """The shipped recipe: the file beside its card, or $HTNET_WEIGHTS (built there first by `build_shipped`, a few
+    seconds with the release, when it is missing)."""
     if not default_weights().is_file():
-        path, identical = build_shipped(progress=False)
+        path, identical = build_shipped(default_weights(), progress=False)
         print(f"built {path}: tensors {'identical to' if identical else 'NOT identical to'} the card's")
     return load()
 
@@ -164,7 +173,10 @@ def build_shipped(dest: str | os.PathLike | None = None, samples=None, progress:
     threads = card_threads(card)
     with torch_threads(threads):
         model = train_final(params, samples, seed=card["seed"], progress=progress)
-    path = weights_path(dest, "--out") if dest else default_weights()
+    path = weights_path(dest, "--out") if dest else rebuild_path()
+    if path.resolve() == SHIPPED.resolve():
+        raise HTNetInputError("--out", None, f"{path} is the shipped file itself: write the rebuild elsewhere and "
+                                             "compare (it is checked against the card's sha256)")
     path.parent.mkdir(parents=True, exist_ok=True)
     save(model, params.train, path)
     built = tensors_sha256(path)

@@ -107,9 +107,10 @@ def test_bad_inputs_are_one_clear_error(weights, samples, tmp_path):
 
 
 def test_shipped_weights_rebuild_from_their_card_bit_for_bit(tmp_path, samples, flow_maps):
-    """Git holds the card, not the weights: `build_shipped` trains the card's recipe (params/honest/loso.yaml) and, on
-    the hardware and torch the card names, gives exactly the tensors its sha256 names; its honest score is stated with an
-    interval; saving then loading gives the same tensors and the same probabilities."""
+    """The rebuild is a check of the shipped file: `build_shipped` trains the card's recipe (params/honest/loso.yaml)
+    and, on the hardware and torch the card names, gives exactly the tensors its sha256 names, which are the shipped
+    file's; its honest score is stated with an interval; saving then loading gives the same tensors and the same
+    probabilities."""
     from htnet_lib._io import hardware
 
     path, identical = predict.build_shipped(tmp_path / "shipped.safetensors", samples, progress=False)
@@ -119,6 +120,7 @@ def test_shipped_weights_rebuild_from_their_card_bit_for_bit(tmp_path, samples, 
     card = shipped.info
     assert card == json.loads(predict.CARD.read_text()) and card["params"]["regions"] == "whole"
     assert identical == (predict.tensors_sha256(path) == card["tensors_sha256"])
+    assert predict.tensors_sha256(predict.SHIPPED) == card["tensors_sha256"]
     if card["hardware"] == hardware() and card["torch"] == torch.__version__:
         assert identical, "the recipe no longer trains to the bytes its card names"
     score = card["honest_loso_full"]
@@ -131,7 +133,20 @@ def test_shipped_weights_rebuild_from_their_card_bit_for_bit(tmp_path, samples, 
         assert torch.equal(shipped.model(X), again.model(X))
 
 
-def test_missing_shipped_weights_say_how_to_build_them(tmp_path, monkeypatch):
+def test_missing_weights_say_how_to_build_them(tmp_path, monkeypatch):
     monkeypatch.setenv(predict.WEIGHTS_ENV, str(tmp_path / "none.safetensors"))
-    with pytest.raises(HTNetInputError, match=r"none\.safetensors.*not built yet.*python -m htnet_lib weights"):
+    with pytest.raises(HTNetInputError, match=r"none\.safetensors.*no weights here.*python -m htnet_lib weights --out"):
         predict.load()
+
+
+def test_the_shipped_weights_are_in_the_package_and_load_checked(monkeypatch):
+    """The weights ship beside their card (under 5 MB), so `predict` needs no rebuild and answers alike everywhere:
+    without $HTNET_WEIGHTS `load` reads that file, checked against the card's sha256; a rebuild never overwrites it."""
+    monkeypatch.delenv(predict.WEIGHTS_ENV, raising=False)
+    assert predict.default_weights() == predict.SHIPPED and predict.SHIPPED.stat().st_size < 5e6
+    p = predict.load()
+    assert p.path == str(predict.SHIPPED) and p.check.startswith("tensors match the card's sha256")
+    assert p.info["tensors_sha256"] == json.loads(predict.CARD.read_text())["tensors_sha256"]
+    assert predict.rebuild_path() != predict.SHIPPED
+    with pytest.raises(HTNetInputError, match="shipped file itself"):
+        predict.build_shipped(predict.SHIPPED, progress=False)

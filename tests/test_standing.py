@@ -1,0 +1,78 @@
+"""Notebook 08's pieces: the published honest baselines (sourced, checked against the paper's Table 2 and against the
+STSTNet authors' own confusion matrix), the selection rule, the fresh-seed check, and the standing table."""
+import doctest
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from htnet_lib import metrics, paper_values, published
+from htnet_lib._io import HTNetInputError
+from htnet_lib.figures import standing
+from htnet_lib.studies import load_study
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_doc_examples_run():
+    for module in (published, standing):
+        r = doctest.testmod(module)
+        assert r.attempted > 0 and r.failed == 0, module.__name__
+
+
+def test_published_numbers_that_htnets_table2_copies_are_its_cells():
+    """STSTNet's and OFF-ApexNet's printed composite numbers are HTNet's Table 2 cells (which copies them); only the
+    STSTNet UAR differs, on purpose: the printed one is a precision (next test)."""
+    rows = {r[0]: r for r in paper_values.TABLE2}
+    paper_rows = [b for b in published.PUBLISHED if b.source.startswith(("Liong", "STSTNet paper"))]
+    assert [b.network for b in paper_rows] == ["STSTNet", "OFF-ApexNet"]
+    for b in paper_rows:
+        assert b.uf1 == rows[b.network][1]
+    off = paper_rows[1]
+    assert off.uar == rows["OFF-ApexNet"][2]
+    assert rows["STSTNet"][2] == 0.7605 and paper_rows[0].uar == 0.7186
+
+
+def test_ststnets_printed_uar_is_macro_precision_and_its_recall_is_0_7186():
+    """The confusion matrix of the STSTNet authors' MATLAB log (rows true negative/positive/surprise; docs/
+    baselines-sources.md section 2.2) gives their Table III's UF1 0.7353, a recall (UAR) of 0.7186, and the printed
+    "UAR" 0.7605 as the mean of the columns' precisions."""
+    c = np.array([[219, 22, 9], [40, 62, 7], [21, 3, 59]])
+    y_true = np.repeat([0, 1, 2], c.sum(1))
+    y_pred = np.concatenate([np.repeat([0, 1, 2], row) for row in c])
+    uf1, uar = metrics.uf1_uar(y_true, y_pred)
+    precision = np.mean(np.diag(c) / c.sum(0))
+    stst = published.PUBLISHED[0]
+    assert (round(uf1, 4), round(uar, 4), round(precision, 4)) == (stst.uf1, stst.uar, 0.7605)
+
+
+def test_the_selection_rule_and_fresh_seeds_at_every_level():
+    """At every level the fresh seeds share none with the selection's or the screening's, the fresh study holds every
+    selection candidate and the baseline, and a fresh seed set that overlaps is refused naming the file."""
+    for level in ("smoke", "quick", "honest"):
+        sel, fresh, screen = (load_study(ROOT / "params" / level / f) for f in ("selection.yaml", "fresh.yaml",
+                                                                               "honest.yaml"))
+        assert standing.seeds_apart(fresh, sel, screen) == fresh.seeds
+        labels = {p.label for p in fresh.sweeps["fresh"].points}
+        assert {p.label for p in sel.sweeps["width"].points} | {"baseline"} <= labels, level
+    with pytest.raises(HTNetInputError, match=r"selection\.yaml.*seeds.*\[0, 1\]"):
+        standing.seeds_apart(sel, screen)  # honest: selection seeds 0-1 are among the screening's 0-4
+    t = pd.DataFrame({"candidate": ["a", "b", "c"], "protocol": ["last", "paper", "last"], "UF1": [0.7, 0.9, 0.6]})
+    assert standing.selected(t) == "a" and standing.selected(t, "paper") == "b"
+
+
+def test_standing_table_places_published_numbers_against_the_headline_interval():
+    ours = pd.DataFrame({"candidate": ["recipe", "baseline"], "protocol": ["last", "last"], "UF1": [0.70, 0.63],
+                         "UF1_sd": [0.01, 0.02], "UF1_lo": [0.65, 0.58], "UF1_hi": [0.725, 0.68], "UAR": [0.69, 0.62],
+                         "seeds": [5, 5]})
+    t = standing.standing_table(ours, {"recipe": "HTNet recipe", "baseline": "HTNet baseline"}, "recipe")
+    pub = t[t["where"].str.startswith("published")].set_index("source")
+    assert len(pub) == len(published.PUBLISHED) and t["network"].iloc[0] == "HTNet recipe"
+    where = dict(zip(pub["UF1"], pub["against_headline"]))
+    assert where[0.7353] == "above" and where[0.7209] == "inside" and where[0.7032] == "inside"
+    assert pub["minus_headline"].round(4).tolist() == [round(b.uf1 - 0.70, 4) for b in published.PUBLISHED]
+    words = standing.words(t, "HTNet recipe")
+    assert "2 of 6 published numbers lie above the 95% interval" in words and "6 lie above its mean" in words
+    with pytest.raises(ValueError, match="ensemble"):
+        standing.standing_table(ours, {"ensemble": "x"}, "ensemble")
