@@ -26,6 +26,8 @@ def installed(tmp_path_factory) -> Path:
                        capture_output=True, text=True, cwd=source, env={**os.environ, "PIP_NO_INPUT": "1"})
     assert r.returncode == 0, r.stderr[-2000:]
     assert (target / "htnet_lib" / "models" / "registry.py").is_file()
+    weights = target / "htnet_lib" / "weights"  # the shipped weights travel with their card as package data
+    assert (weights / "htnet-honest.safetensors").is_file() and (weights / "htnet-honest.json").is_file()
     return target
 
 
