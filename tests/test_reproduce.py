@@ -71,7 +71,7 @@ def test_committed_outputs_hold_no_machine_paths_or_name():
             assert len(host) < 4 or host not in text, f"{p.relative_to(REPO_ROOT)}: this machine's name"
 
 
-@pytest.mark.parametrize("level", ["quick", "cpu"])
+@pytest.mark.parametrize("level", ["quick", "cpu", "honest"])
 def test_committed_figures_are_the_ones_their_record_names(level):
     """Every committed file of figures/<level> is listed by the notebook that last wrote it, with the same sha256:
     the tables were made by `reproduce`, and not edited afterwards."""
