@@ -149,7 +149,8 @@ def cmd_weights(args: argparse.Namespace) -> None:
     threads = predict.card_threads(json.loads(predict.CARD.read_text()))
     print(f"weights: {path} ({path.stat().st_size / 1e6:.2f} MB), trained on {threads} torch thread(s) as the card "
           f"records\n" + (
-        f"tensors identical to the card's and to the shipped {predict.SHIPPED.name} (sha256 {predict.tensors_sha256(path)[:16]}...)" if identical else
+        f"tensors identical to the card's and to the shipped {predict.SHIPPED.name} "
+        f"(sha256 {predict.tensors_sha256(path)[:16]}...)" if identical else
         "tensors NOT identical to the card's: float rounding differs on this machine's CPU or torch, or the release "
         "differs (its fingerprint must be the card's); the card's honest score describes the recipe, not these bytes "
         "(the card beside them names the tensors built here)"))

@@ -10,9 +10,7 @@ caveats behind every row; notebook 08 sets them beside HTNet trained here.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
-import pandas as pd
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -56,8 +54,3 @@ PUBLISHED: tuple[PublishedBaseline, ...] = (
         "Adam 1e-4, weight decay 1e-3, batch 32, 200 epochs, 64x64 input", 0.7394, None, "last epoch",
         "MEB's own optical flow at 64x64"),
 )
-
-
-def table() -> pd.DataFrame:
-    """PUBLISHED as a table, one row per published number."""
-    return pd.DataFrame([asdict(b) for b in PUBLISHED])
