@@ -57,7 +57,7 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     from .studies import sweeps
 
-    r = sweeps.run_sweep(args.study, only=tuple(args.only))
+    r = sweeps.run_sweep(args.study, only=tuple(args.only), seeds=args.seeds)
     full = r.table[r.table["scope"] == "Full"]
     pd.set_option("display.width", 120)
     print("Full UF1 / UAR, mean and sd over the study's seeds:\n" + full.groupby(
@@ -184,7 +184,12 @@ def cmd_train_weights(args: argparse.Namespace) -> None:
                                                                             round(float(score["UAR_hi"]), 4)],
                                  "UF1_per_seed": [round(float(s["UF1"]), 4) for s in per_seed],
                                  "seeds": [r.seed for r in runs], "runs": [r.id for r in runs]}}
-    path = predict.save(model, params.train, args.out)
+    if args.set:
+        card["set"] = list(args.set)  # the params file's values these replaced
+    path = predict.save(model, params.train, args.out, storage=args.storage)
+    if args.storage != "float32":  # what storing them smaller changes: the classes and probabilities on every sample
+        card["storage"] = args.storage
+        card[f"{args.storage}_check"] = predict.storage_check(model, predict.load(path).model, params, samples)
     # the card names the exact bytes it describes, and what made them (`weights` rebuilds and checks them)
     atomic_write_json(path.with_suffix(".json"), {**card, "tensors_sha256": predict.tensors_sha256(path),
                                                   "hardware": made_on, "threads": threads, "torch": torch.__version__})
@@ -212,6 +217,8 @@ def build_parser() -> argparse.ArgumentParser:
                                       "params/honest/fresh.yaml; resumes like every run")
     sw.add_argument("--study", required=True)
     sw.add_argument("--only", action="append", default=[], metavar="SWEEP", help="only this sweep (repeatable)")
+    sw.add_argument("--seeds", nargs="+", type=int, default=[], metavar="SEED",
+                    help="only these of the study's seeds: a piece of a long study (the rest resume later)")
     sw.set_defaults(fn=cmd_sweep)
 
     lo = sub.add_parser("loso", help="train a LOSO run from a params file")
@@ -256,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     tw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     tw.add_argument("--protocol", default="last", help="the honest protocol the card's LOSO score uses")
     tw.add_argument("--out", required=True, help="the .safetensors file to write (a .json card beside it)")
+    tw.add_argument("--storage", default="float32", choices=["float32", "float16"],
+                    help="the type the tensors are kept in (float16: half the bytes; the card says what it changes)")
     tw.set_defaults(fn=cmd_train_weights)
 
     w = sub.add_parser("weights", help="rebuild the shipped recipe's weights from its card and check their sha256")

@@ -145,12 +145,19 @@ def shipped() -> Predictor:
     return load()
 
 
-def save(model: nn.Module, train: TrainConfig, path: str | os.PathLike, card: dict[str, Any] | None = None) -> Path:
+STORAGE = {"float32": None, "float16": torch.float16}  # a card's `storage`: the type its tensors are kept in
+
+
+def save(model: nn.Module, train: TrainConfig, path: str | os.PathLike, card: dict[str, Any] | None = None,
+         storage: str = "float32") -> Path:
     """Write weights for `load`: safetensors with the model config and the training settings, and (given `card`) a
     JSON card beside them (config, data fingerprint, git revision, scores...) naming the tensors' sha256, which `load`
-    checks."""
+    checks. ``storage='float16'`` keeps the tensors in half precision (half the bytes; computed with in float32)."""
     path = Path(path)
-    save_weights(model, path, metadata={"htnet_train_config": json.dumps(train.model_dump(), sort_keys=True)})
+    if storage not in STORAGE:
+        raise HTNetInputError(path, "storage", f"{storage!r} is not one of {sorted(STORAGE)}")
+    save_weights(model, path, metadata={"htnet_train_config": json.dumps(train.model_dump(), sort_keys=True)},
+                 dtype=STORAGE[storage])
     if card is not None:
         atomic_write_json(path.with_suffix(".json"), {**card, "tensors_sha256": tensors_sha256(path)})
     return path
@@ -178,12 +185,25 @@ def build_shipped(dest: str | os.PathLike | None = None, samples=None, progress:
         raise HTNetInputError("--out", None, f"{path} is the shipped file itself: write the rebuild elsewhere and "
                                              "compare (it is checked against the card's sha256)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    save(model, params.train, path)
+    save(model, params.train, path, storage=card.get("storage", "float32"))
     built = tensors_sha256(path)
     identical = built == card["tensors_sha256"]
     local = card if identical else {**card, "tensors_sha256": built, "card_tensors_sha256": card["tensors_sha256"]}
     atomic_write_json(path.with_suffix(".json"), {**local, "threads": threads})
     return path, identical
+
+
+def storage_check(trained: nn.Module, stored: nn.Module, params, samples) -> dict[str, Any]:
+    """How weights kept in a smaller type (`save`'s storage) answer against the trained float32 ones, on every sample
+    of the release: samples given the same class, and the largest change of a class probability."""
+    from . import data
+
+    X = regions.model_inputs(samples, data.load_flow_maps(samples), params.train, geometry(params.model),
+                             progress=False)
+    with torch.no_grad():
+        a, b = (torch.softmax(m.eval()(X), -1) for m in (trained, stored))
+    return {"samples": len(X), "same_class": int((a.argmax(-1) == b.argmax(-1)).sum()),
+            "max_abs_probability_change": float(f"{(a - b).abs().max().item():.2e}")}
 
 
 def card_threads(card: dict[str, Any]) -> int:

@@ -48,14 +48,19 @@ def test_ststnets_printed_uar_is_macro_precision_and_its_recall_is_0_7186():
 
 
 def test_the_selection_rule_and_fresh_seeds_at_every_level():
-    """At every level the fresh seeds share none with the selection's or the screening's, the fresh study holds every
-    selection candidate and the baseline, and a fresh seed set that overlaps is refused naming the file."""
+    """At every level the fresh seeds share none with the selection's or the screening's, the fresh study holds the
+    baseline and only candidates of the selection, and a fresh seed set that overlaps is refused naming the file; a
+    fresh study without the chosen candidate is refused naming its points."""
     for level in ("smoke", "quick", "honest"):
         sel, fresh, screen = (load_study(ROOT / "params" / level / f) for f in ("selection.yaml", "fresh.yaml",
                                                                                "honest.yaml"))
         assert standing.seeds_apart(fresh, sel, screen) == fresh.seeds
         labels = {p.label for p in fresh.sweeps["fresh"].points}
-        assert {p.label for p in sel.sweeps["width"].points} | {"baseline"} <= labels, level
+        candidates = {p.label for p in sel.sweeps["candidates"].points}
+        assert "baseline" in labels and labels - {"baseline"} <= candidates, level
+        assert standing.reported_here(fresh, "recipe, dim 32") == [p.label for p in fresh.sweeps["fresh"].points]
+    with pytest.raises(HTNetInputError, match=r"fresh\.yaml.*sweeps\.fresh\.points.*'recipe, dim 64'"):
+        standing.reported_here(fresh, "recipe, dim 64")
     with pytest.raises(HTNetInputError, match=r"selection\.yaml.*seeds.*\[0, 1\]"):
         standing.seeds_apart(sel, screen)  # honest: selection seeds 0-1 are among the screening's 0-4
     t = pd.DataFrame({"candidate": ["a", "b", "c"], "protocol": ["last", "paper", "last"], "UF1": [0.7, 0.9, 0.6]})

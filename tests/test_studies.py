@@ -70,6 +70,11 @@ def test_any_key_is_a_sweep_and_its_table_shows_the_values(tmp_path, base, sampl
     # the 7x7 point is the base: the same runs as the base trained alone (one run per seed, shared)
     base_runs = loso.run_many(study.seeded(study.base), progress=False)
     assert r.runs[("block_size", "7x7")] == base_runs
+    # a piece of the study (`sweep --seeds 1`): seed 1's runs only, the very runs of the whole study
+    piece = sweeps.run_sweep(study, progress=False, seeds=[1])
+    assert set(piece.table["seed"]) == {1} and piece.runs[("learning rate", "fast")] == r.runs[("learning rate", "fast")][1:]
+    with pytest.raises(HTNetInputError, match=r"lr\.yaml.*field 'seeds'.*\[7\] are not among the study's \[0, 1\]"):
+        sweeps.run_sweep(study, progress=False, seeds=[7])
 
 
 def test_random_guesses_under_paper_selection(samples):

@@ -163,6 +163,15 @@ def versus(results: SweepResults, sweep: str, a: tuple[str, str], b: tuple[str, 
     return metrics.paired_bootstrap(pa, pb, a[1], b[1], n_boot=n_boot)
 
 
+def versus_each(results: SweepResults, sweep: str, a: tuple[str, str], others: Sequence[tuple[str, str]],
+                n_boot: int = 2000) -> pd.DataFrame:
+    """`versus` of candidate a against each of `others`, one block of scopes per other candidate (index: against,
+    scope); an empty table when there is none."""
+    if not others:
+        return pd.DataFrame()
+    return pd.concat({b[0]: versus(results, sweep, a, b, n_boot) for b in others}, names=["against", "scope"])
+
+
 def prediction_figure(face_rgb: np.ndarray, flow_map: np.ndarray, result: dict, centres: np.ndarray | None = None,
                       title: str = "") -> plt.Figure:
     """One prediction: the apex face with the four facial regions drawn (crop centres (5, 2) as (row, col) on the

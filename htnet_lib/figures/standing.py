@@ -1,5 +1,6 @@
-"""Tables of notebook 08 (where honest HTNet stands): a width chosen on some seeds (`selection.yaml`), reported on seeds
-that chose nothing (`fresh.yaml`), beside the published honest baselines (`htnet_lib.published`).
+"""Tables of notebook 08 (where honest HTNet stands): a candidate (width, schedule) chosen on some seeds
+(`selection.yaml`), reported on seeds that chose nothing (`fresh.yaml`), beside the published honest baselines
+(`htnet_lib.published`).
 
 The rule is fixed before any fresh seed is trained: the candidate with the highest mean Full UF1 at the last epoch on
 the selection seeds is the one reported, and the fresh seeds must share no seed with the studies that chose it.
@@ -38,6 +39,17 @@ def seeds_apart(reported: Study, *choosers: Study) -> tuple[int, ...]:
                                                       f"({', '.join(str(c.path.name) for c in choosers)}): report on "
                                                       f"seeds that chose nothing")
     return reported.seeds
+
+
+def reported_here(fresh: Study, chosen: str, sweep: str = "fresh") -> list[str]:
+    """The candidates `fresh` reports, after checking that it holds the `chosen` one: the headline is the chosen
+    candidate on the fresh seeds, so a fresh study without it has nothing to report (add the point to its file)."""
+    labels = [p.label for p in fresh.sweeps[sweep].points]
+    if chosen not in labels:
+        raise HTNetInputError(fresh.path, f"sweeps.{sweep}.points", f"the selection chose {chosen!r}, which this "
+                                                                    f"study does not train: add it (with the "
+                                                                    f"selection's settings) to report it")
+    return labels
 
 
 def mark_chosen(table: pd.DataFrame, chosen: str) -> pd.DataFrame:

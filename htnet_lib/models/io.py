@@ -34,9 +34,12 @@ def _config_from_json(text: str, path: str) -> ModelConfig:
         raise HTNetInputError(path, f"htnet_config.{e.field}", e.problem) from None
 
 
-def save_weights(model: nn.Module, path: str | os.PathLike, metadata: Mapping[str, str] | None = None) -> None:
+def save_weights(model: nn.Module, path: str | os.PathLike, metadata: Mapping[str, str] | None = None,
+                 dtype: torch.dtype | None = None) -> None:
     """Write a network built by `registry.build` to a ``.safetensors`` file (atomically), its config as JSON in the
-    metadata under ``htnet_config``. Extra ``metadata`` (str -> str) is stored alongside."""
+    metadata under ``htnet_config``. Extra ``metadata`` (str -> str) is stored alongside. ``dtype`` (e.g.
+    ``torch.float16``) stores the floating tensors in that type, half the bytes; `load_weights` reads them back into
+    float32."""
     from safetensors.torch import save_file
     cfg = getattr(model, "cfg", None)
     if not isinstance(cfg, ModelConfig):
@@ -46,7 +49,8 @@ def save_weights(model: nn.Module, path: str | os.PathLike, metadata: Mapping[st
         if not isinstance(k, str) or not isinstance(v, str):
             raise HTNetInputError(path, str(k), "safetensors metadata must map str to str")
         meta[k] = v
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors = {k: v.detach().cpu().to(dtype if dtype and v.is_floating_point() else v.dtype).contiguous()
+               for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
@@ -97,6 +101,8 @@ def load_weights(path: str | os.PathLike, device: str | torch.device = "cpu") ->
         if tuple(t.shape) != tuple(expected[k]):
             raise HTNetInputError(path, k, f"shape {tuple(t.shape)} does not match {tuple(expected[k])} "
                                            f"expected by the stored config")
+    # tensors stored in a smaller float type (save_weights' dtype) are computed with in float32, as trained
+    tensors = {k: t.float() if t.is_floating_point() else t for k, t in tensors.items()}
     model = build_on_meta(cfg)
     model.load_state_dict(tensors, strict=True, assign=True)
     return model.to(device)

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 import pandas as pd
 import torch
 
 from .. import loso
+from .._io import HTNetInputError
 from ..models import ModelConfig, build, count_parameters
 from .spec import Study, load_study
 
@@ -43,11 +44,16 @@ class SweepResults:
 
 
 def run_sweep(study: Study | str | os.PathLike, progress: bool = True, executor: Any = None,
-              only: tuple[str, ...] = ()) -> SweepResults:
-    """Train (or find) every point of the study's sweeps (`only` those named) for every seed."""
+              only: tuple[str, ...] = (), seeds: Sequence[int] = ()) -> SweepResults:
+    """Train (or find) every point of the study's sweeps (`only` those named) for every seed (`seeds`: only these of
+    the study's, a piece of a long study that one session can finish; the results then hold those seeds only)."""
     study = study if isinstance(study, Study) else load_study(study)
+    unknown = sorted(set(seeds) - set(study.seeds))
+    if unknown:
+        raise HTNetInputError(study.path, "seeds", f"seed(s) {unknown} are not among the study's {list(study.seeds)}")
     sweeps = [s for s in study.sweeps.values() if not only or s.name in only]
-    wanted = [(s, p, q) for s in sweeps for p in s.points for q in study.seeded(p.params)]
+    wanted = [(s, p, q) for s in sweeps for p in s.points for q in study.seeded(p.params)
+              if not seeds or q.train.seed in seeds]
     runs = loso.run_many([q for _, _, q in wanted], name="loso", progress=progress, executor=executor)
     by_point: dict[tuple[str, str], list[loso.Run]] = {}
     rows = []
