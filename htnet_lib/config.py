@@ -56,6 +56,7 @@ class TrainConfig(Section):
     mirror: bool = False  # augmentation: each training sample mirrored left-right with probability 1/2, per epoch
     shift_px: Annotated[int, Field(ge=0, le=4)] = 0  # augmentation: random translation by up to this many pixels
     swa_start: Annotated[int, Field(ge=0)] = 0  # from this epoch on, outputs come from the weights' running average
+    weight_decay: Annotated[Float, Field(ge=0.0)] = 0.0  # Adam's (coupled L2, torch.optim.Adam's), as MEB trains
     folds: Strs = ()  # subjects to hold out; empty means all subjects
     datasets: Strs = ()  # restrict samples to these datasets; empty means all
 
@@ -67,6 +68,9 @@ class TrainConfig(Section):
         if self.swa_start > self.epochs:
             raise HTNetInputError(None, "swa_start", f"{self.swa_start} is after the last epoch ({self.epochs})")
         return self
+
+
+TRAIN_KEYS_ADDED = ("weight_decay",)  # train keys newer than the first runs: in a fingerprint only when set
 
 
 class RunConfig(Section):
@@ -150,8 +154,17 @@ class Params:
         """Hash of everything that changes the numbers (model and train sections), naming a run folder. The model
         part is `FINGERPRINT_MODEL_KEYS` filled in from the params (the network's config, else the other networks'
         keys they set, else the defaults), plus any other key of the network's config set off its default."""
-        payload = {"model": self._model_payload(), "train": _plain(self.train)}
+        payload = {"model": self._model_payload(), "train": self._train_payload()}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+    def _train_payload(self) -> dict[str, Any]:
+        """The train section; keys added after runs existed (`TRAIN_KEYS_ADDED`) only when set off their default, so
+        the folders of earlier runs keep their names."""
+        out = _plain(self.train)
+        for key in TRAIN_KEYS_ADDED:
+            if out[key] == _plain_value(TrainConfig.model_fields[key].default):
+                del out[key]
+        return out
 
     def _model_payload(self) -> dict[str, Any]:
         out = dict(FINGERPRINT_MODEL_KEYS)

@@ -30,3 +30,13 @@ def test_fingerprints_of_dicts(flat, expected):
 def test_run_settings_and_protocols_do_not_rename_a_run():
     base = config.params_from_dict({})
     assert base.replace(engine="loop", threads=2, runs_dir="elsewhere").fingerprint() == base.fingerprint()
+
+
+def test_a_train_key_added_later_renames_only_the_runs_that_set_it():
+    """`weight_decay` came after runs existed: at its default (0) a fingerprint is what it was; set, it is another run.
+    The engines' Adam then decays the weights (coupled L2, as torch.optim.Adam and MEB)."""
+    base = config.params_from_dict({})
+    assert base.replace(weight_decay=0.0).fingerprint() == base.fingerprint() == "d2fbd2afc1d1"
+    assert base.replace(weight_decay=1e-3).fingerprint() != base.fingerprint()
+    with pytest.raises(config.HTNetInputError, match="weight_decay"):
+        config.params_from_dict({"weight_decay": -1})

@@ -462,3 +462,24 @@ def test_a_finished_run_adds_the_protocols_its_params_name(samples, inputs, tmp_
     with pytest.raises(HTNetInputError) as e:
         loso.run_loso(p.replace(protocols=["inner"]), samples=samples, X=X)  # needs inner subjects
     assert e.value.field == "protocols"
+
+
+def test_weight_decay_is_adams_coupled_l2(samples, inputs):
+    """`weight_decay` reaches Adam: after one step from the same initial weights, each weight moved as
+    torch.optim.Adam with that decay moves it (the gradient plus decay times the weight), and differs from no decay."""
+    X, y = inputs
+    from htnet_lib.loso import engines
+    trained = {}
+    for wd in (0.0, 0.5):
+        p = config.params_from_dict({**TINY, "folds": ["s01"], "epochs": 1, "batch_size": 512, "weight_decay": wd})
+        plan = loso.plan_folds(samples, p.train)[0]
+        trained[wd] = engines.train(X, y, [plan], p, "loop", keep_models=True).models[0]
+        ref = engines.init_model(p.model, plan.seed)
+        opt = torch.optim.Adam(ref.parameters(), lr=p.train.lr, weight_decay=wd)
+        idx = torch.as_tensor(plan.train_idx)
+        torch.nn.functional.cross_entropy(ref(X[idx]), y[idx]).backward()
+        opt.step()
+        for (name, a), b in zip(trained[wd].named_parameters(), ref.parameters()):
+            assert torch.allclose(a, b, atol=1e-6), (wd, name)
+    moved = [(a - b).abs().max() for a, b in zip(trained[0.5].parameters(), trained[0.0].parameters())]
+    assert max(moved) > 0

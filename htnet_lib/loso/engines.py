@@ -221,7 +221,7 @@ def _train(folds: Folds, X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldP
     """The training step both engines share (module docstring): `plans` trained together as `folds` holds them."""
     tr, device, amp = params.train, X.device, params.run.amp
     evals = eval_epochs(tr)
-    opt = torch.optim.Adam(list(folds.weights.values()), lr=tr.lr)
+    opt = torch.optim.Adam(list(folds.weights.values()), lr=tr.lr, weight_decay=tr.weight_decay)
     Y = torch.stack([fold_labels(p, y, tr) for p in plans])  # (F, N): each fold's training labels
     weights = _weights(Y, plans, tr, params.model.num_classes)
     swa = Averager(folds.weights) if tr.swa_start else None
