@@ -162,6 +162,7 @@ def cmd_train_weights(args: argparse.Namespace) -> None:
     from . import data, loso, metrics, predict
     from ._io import atomic_write_json, git_revision, hardware, torch_threads
     from .config import load_params
+    from .models import load_weights
 
     params = load_params(args.params, parse_set(args.set))
     samples = data.load_samples(params.run.data_dir or None)
@@ -189,7 +190,7 @@ def cmd_train_weights(args: argparse.Namespace) -> None:
     path = predict.save(model, params.train, args.out, storage=args.storage)
     if args.storage != "float32":  # what storing them smaller changes: the classes and probabilities on every sample
         card["storage"] = args.storage
-        card[f"{args.storage}_check"] = predict.storage_check(model, predict.load(path).model, params, samples)
+        card[f"{args.storage}_check"] = predict.storage_check(model, load_weights(path), params, samples)
     # the card names the exact bytes it describes, and what made them (`weights` rebuilds and checks them)
     atomic_write_json(path.with_suffix(".json"), {**card, "tensors_sha256": predict.tensors_sha256(path),
                                                   "hardware": made_on, "threads": threads, "torch": torch.__version__})
