@@ -115,9 +115,9 @@ def test_shipped_weights_rebuild_from_their_card_bit_for_bit(tmp_path, samples, 
 
     path, identical = predict.build_shipped(tmp_path / "shipped.safetensors", samples, progress=False)
     shipped = predict.load(path)
-    recipe = config.load_params(Path(__file__).resolve().parents[1] / "params/honest/loso.yaml")
-    assert shipped.train == recipe.train and shipped.model.cfg == recipe.model
     card = shipped.info
+    recipe = config.load_params(Path(__file__).resolve().parents[1] / card["recipe"], config.parse_set(card["set"]))
+    assert shipped.train == recipe.train and shipped.model.cfg == recipe.model and recipe.model.dim == 32
     assert card == json.loads(predict.CARD.read_text()) and card["params"]["regions"] == "whole"
     assert identical == (predict.tensors_sha256(path) == card["tensors_sha256"])
     assert predict.tensors_sha256(predict.SHIPPED) == card["tensors_sha256"]
@@ -125,7 +125,8 @@ def test_shipped_weights_rebuild_from_their_card_bit_for_bit(tmp_path, samples, 
         assert identical, "the recipe no longer trains to the bytes its card names"
     score = card["honest_loso_full"]
     assert score["UF1_95"][0] < score["UF1"] < score["UF1_95"][1] and len(score["UF1_per_seed"]) == 5
-    again = predict.load(predict.save(shipped.model, shipped.train, tmp_path / "again.safetensors"))
+    assert card["storage"] == "float16" and card["float16_check"]["same_class"] == card["float16_check"]["samples"]
+    again = predict.load(predict.save(shipped.model, shipped.train, tmp_path / "again.safetensors", storage="float16"))
     a, b = shipped.model.state_dict(), again.model.state_dict()
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     X = regions.model_inputs(samples.iloc[ROWS], flow_maps[ROWS], shipped.train, progress=False)
@@ -150,3 +151,22 @@ def test_the_shipped_weights_are_in_the_package_and_load_checked(monkeypatch):
     assert predict.rebuild_path() != predict.SHIPPED
     with pytest.raises(HTNetInputError, match="shipped file itself"):
         predict.build_shipped(predict.SHIPPED, progress=False)
+
+def test_float16_storage_halves_the_file_and_loads_as_float32(tmp_path, samples, flow_maps):
+    """`storage='float16'` keeps every floating tensor in half precision (half the bytes, another sha256); loading
+    gives a float32 model whose weights are the half-precision values; an unknown storage is refused naming it."""
+    p = config.params_from_dict({"dim": 32, "heads": 3, "block_repeats": [1, 1, 1], "regions": "whole"})
+    model = init_model(p.model, 1).eval()
+    full = predict.save(model, p.train, tmp_path / "full.safetensors")
+    half = predict.save(model, p.train, tmp_path / "half.safetensors", storage="float16")
+    assert 0.45 < half.stat().st_size / full.stat().st_size < 0.55
+    assert predict.tensors_sha256(half) != predict.tensors_sha256(full)
+    loaded = predict.load(half).model
+    for k, v in model.state_dict().items():
+        got = loaded.state_dict()[k]
+        assert got.dtype == v.dtype and torch.equal(got, v.half().to(v.dtype) if v.is_floating_point() else v), k
+    X = regions.model_inputs(samples.iloc[ROWS], flow_maps[ROWS], p.train, progress=False)
+    with torch.no_grad():
+        assert torch.allclose(torch.softmax(loaded(X), -1), torch.softmax(model(X), -1), atol=1e-2)
+    with pytest.raises(HTNetInputError, match=r"odd\.safetensors.*storage.*'int8'"):
+        predict.save(model, p.train, tmp_path / "odd.safetensors", storage="int8")
