@@ -81,3 +81,56 @@ def test_standing_table_places_published_numbers_against_the_headline_interval()
     assert "2 of 6 published numbers lie above the 95% interval" in words and "6 lie above its mean" in words
     with pytest.raises(ValueError, match="ensemble"):
         standing.standing_table(ours, {"ensemble": "x"}, "ensemble")
+
+
+def test_every_level_trains_ststnet_at_its_authors_settings_on_the_fresh_studys_folds():
+    """Each level's baselines.yaml names the published number it reproduces; the honest level trains the STSTNet port's
+    settings (main.py of github.com/christy1206/STSTNet) on all folds, five seeds; the smaller levels hold out the
+    subjects of their fresh study, so the paired comparison with the headline is over the same subjects."""
+    for level in ("smoke", "quick", "honest"):
+        base, fresh = (load_study(ROOT / "params" / level / f) for f in ("baselines.yaml", "fresh.yaml"))
+        pub = standing.reproducing(base)
+        assert [b.key for b in pub.values()] == ["ststnet-port"], level
+        p = base.sweeps["baselines"].points[0].params
+        t, m = p.train, p.model
+        assert (m.arch, t.lr, t.batch_size, t.weight_decay, p.run.engine) == ("ststnet", 5.0e-5, 256, 0.0, "loop"), level
+        assert (t.regions, t.preprocessing, t.fixed_epochs) == ("whole", "official", ()), level
+        assert (m.dropout, m.batch_norm, m.padding) == (0.5, True, 2), level
+        assert t.folds == fresh.base.train.folds, level
+        if level != "smoke":
+            assert t.epochs == 800, level
+    assert base.seeds == (0, 1, 2, 3, 4) and p.train.folds == ()
+
+
+def test_a_baseline_names_a_known_published_number(tmp_path):
+    """An unknown key is refused when the study loads, naming the file and the point; a point naming none is refused
+    when the notebook asks what it reproduces."""
+    text = (ROOT / "params" / "smoke" / "baselines.yaml").read_text()
+    (tmp_path / "loso.yaml").write_text((ROOT / "params" / "smoke" / "loso.yaml").read_text())
+    bad = tmp_path / "baselines.yaml"
+    bad.write_text(text.replace("reproduces: ststnet-port", "reproduces: ststnet-v2"))
+    with pytest.raises(HTNetInputError, match=r"baselines\.yaml.*sweeps\.baselines\[0\]\.reproduces.*ststnet-v2.*"
+                                              r"known: ststnet-matlab"):
+        load_study(bad)
+    bad.write_text(text.replace(",\n         reproduces: ststnet-port", ""))
+    with pytest.raises(HTNetInputError, match=r"sweeps\.baselines\[0\]\.reproduces.*names no published number"):
+        standing.reproducing(load_study(bad))
+
+
+def test_a_reproduced_baseline_is_placed_against_its_published_number():
+    """Inside, above or below our 95% interval over subjects, with published - ours (hand-computed)."""
+    pub = {"a": published.by_key("ststnet-port"), "b": published.by_key("ststnet-matlab"),
+           "c": published.by_key("offapexnet-meb")}
+    ours = pd.DataFrame({"candidate": ["a", "b", "c"], "protocol": ["last"] * 3, "UF1": [0.70, 0.70, 0.75],
+                         "UF1_sd": [0.01] * 3, "UF1_lo": [0.66, 0.66, 0.71], "UF1_hi": [0.73, 0.73, 0.79],
+                         "UAR": [0.7] * 3, "seeds": [5] * 3})
+    t = standing.against_published(ours, pub)
+    assert t["reproduced"].tolist() == ["inside", "above", "below"]
+    assert t["published_minus_ours"].round(4).tolist() == [0.0209, 0.0353, -0.0468]
+    assert t["published_UAR"].iloc[:2].tolist() == [0.725, 0.7186] and np.isnan(t["published_UAR"].iloc[2])
+    view = standing.reproduced_formatted(t)
+    assert view["published - here"].tolist()[0] == "+0.021 (inside our interval)"
+    assert view["Full UF1 here"].tolist()[0] == "0.7000 ± 0.010 [0.660, 0.730]"
+    assert view["published UF1 / UAR"].tolist()[2] == "0.7032 / not reported"
+    table = standing.standing_table([ours.iloc[:1], ours.iloc[1:2]], {"a": "A", "b": "B"}, "a")
+    assert table["network"].tolist()[:2] == ["A", "B"] and table["where"].iloc[1] == "here, 5 seeds"

@@ -1,6 +1,6 @@
 """Tables of notebook 08 (where honest HTNet stands): a candidate (width, schedule) chosen on some seeds
-(`selection.yaml`), reported on seeds that chose nothing (`fresh.yaml`), beside the published honest baselines
-(`htnet_lib.published`).
+(`selection.yaml`), reported on seeds that chose nothing (`fresh.yaml`), beside published baselines trained here at
+their authors' settings (`baselines.yaml`) and the honest numbers published for them (`htnet_lib.published`).
 
 The rule is fixed before any fresh seed is trained: the candidate with the highest mean Full UF1 at the last epoch on
 the selection seeds is the one reported, and the fresh seeds must share no seed with the studies that chose it.
@@ -12,9 +12,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .. import published
+from .. import metrics, published
 from .._io import HTNetInputError
 from ..studies.spec import Study
+from ..studies.sweeps import SweepResults
+from . import honest
+
+BASELINES = "baselines"  # the sweep of params/<level>/baselines.yaml
 
 
 def selected(table: pd.DataFrame, protocol: str = "last") -> str:
@@ -59,13 +63,16 @@ def mark_chosen(table: pd.DataFrame, chosen: str) -> pd.DataFrame:
     return out
 
 
-def standing_table(ours: pd.DataFrame, names: dict[str, str], headline: str, protocol: str = "last",
+def standing_table(ours: pd.DataFrame | Sequence[pd.DataFrame], names: dict[str, str], headline: str,
+                   protocol: str = "last",
                    baselines: Sequence[published.PublishedBaseline] = published.PUBLISHED) -> pd.DataFrame:
-    """Published honest baselines beside HTNet trained here. `ours`: rows of `honest.candidate_table` (mean over
-    seeds, 95% interval over subjects); `names` maps the candidates to show to their names in the table;
+    """Published honest baselines beside the networks trained here. `ours`: rows of `honest.candidate_table` or
+    `reproduced_table` (mean over seeds, 95% interval over subjects; several tables are joined); `names` maps the
+    candidates to show to their names in the table;
     `headline`: the candidate every published number is compared with. A published number comes from one run with
     no interval, so the comparison is unpaired: where it falls against the headline's 95% interval over subjects
     (`above`, `inside`, `below`) and the difference published - headline."""
+    ours = ours if isinstance(ours, pd.DataFrame) else pd.concat(list(ours), ignore_index=True)
     t = ours[ours["protocol"] == protocol].set_index("candidate")
     missing = sorted(set(names) - set(t.index))
     if missing or headline not in names:
@@ -114,3 +121,101 @@ def words(table: pd.DataFrame, headline_name: str) -> str:
     out.append(f"{len(above)} of {len(pub)} published numbers lie above the 95% interval of {headline_name}; "
                f"{(pub['minus_headline'] > 0).sum()} lie above its mean.")
     return "\n".join(out)
+
+
+def reproducing(study: Study, sweep: str = BASELINES) -> dict[str, published.PublishedBaseline]:
+    """Each point of a baselines study (label) and the published number it reproduces; a point that names none is
+    refused (a baseline is compared with HTNet only once it is checked against its authors' number)."""
+    if sweep not in study.sweeps:
+        raise HTNetInputError(study.path, "sweeps", f"expected a sweep named {sweep!r}: the published baselines")
+    out = {}
+    for i, p in enumerate(study.sweeps[sweep].points):
+        if not p.reproduces:
+            raise HTNetInputError(study.path, f"sweeps.{sweep}[{i}].reproduces", f"{p.label!r} names no published "
+                                  f"number (known: {', '.join(b.key for b in published.PUBLISHED)})")
+        out[p.label] = published.by_key(p.reproduces)
+    return out
+
+
+def reproduced_table(results: SweepResults, protocol: str = "last", n_boot: int = 1000,
+                     sweep: str = BASELINES) -> pd.DataFrame:
+    """Each baseline trained here at its authors' settings beside the number they published: ours (mean over seeds,
+    sd, 95% interval over subjects, as `honest.candidate_table`) and `reproduced`: whether the published UF1 lies
+    inside that interval (else `above` or `below`), with the difference published - ours."""
+    t = honest.candidate_table(results, sweep, (results.study.sweeps[sweep].points[0].label, protocol),
+                               protocols=(protocol,), n_boot=n_boot)
+    t = t.drop(columns=[c for c in ("dUF1", "dUF1_lo", "dUF1_hi", "p_UF1", "exceeds_noise") if c in t])
+    return against_published(t, reproducing(results.study, sweep))
+
+
+def against_published(ours: pd.DataFrame, pub: dict[str, published.PublishedBaseline]) -> pd.DataFrame:
+    """`ours` (rows with candidate, UF1, UF1_lo, UF1_hi) with the published number each candidate reproduces
+    (`pub`: label -> published baseline) and where it falls against our interval.
+
+    >>> ours = pd.DataFrame({"candidate": ["a"], "UF1": [0.70], "UF1_lo": [0.65], "UF1_hi": [0.72]})
+    >>> against_published(ours, {"a": published.by_key("ststnet-port")})[["published", "reproduced"]].values.tolist()
+    [[0.7209, 'above']]
+    """
+    t = ours.copy()
+    t["published"] = [pub[c].uf1 for c in t["candidate"]]
+    t["published_UAR"] = [np.nan if pub[c].uar is None else pub[c].uar for c in t["candidate"]]
+    t["published_minus_ours"] = t["published"] - t["UF1"]
+    t["reproduced"] = ["inside" if lo <= p <= hi else "above" if p > hi else "below"
+                       for p, lo, hi in zip(t["published"], t["UF1_lo"], t["UF1_hi"])]
+    t["source"] = [pub[c].source for c in t["candidate"]]
+    return t
+
+
+def reproduced_formatted(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """A readable view of `reproduced_table`."""
+    return pd.DataFrame({
+        "baseline": table["candidate"], "seeds": table["seeds"],
+        "Full UF1 here": [f"{r.UF1:.{digits}f} ± {r.UF1_sd:.{digits - 1}f} [{r.UF1_lo:.{digits - 1}f}, "
+                          f"{r.UF1_hi:.{digits - 1}f}]" if r.UF1_sd == r.UF1_sd else
+                          f"{r.UF1:.{digits}f} [{r.UF1_lo:.{digits - 1}f}, {r.UF1_hi:.{digits - 1}f}]"
+                          for r in table.itertuples()],
+        "Full UAR here": table["UAR"].map(lambda u: f"{u:.{digits}f}"),
+        "published UF1 / UAR": [f"{p:.{digits}f} / " + ("not reported" if u != u else f"{u:.{digits}f}")
+                                for p, u in zip(table["published"], table["published_UAR"])],
+        "published - here": [f"{d:+.{digits - 1}f} ({w} our interval)" for d, w in
+                             zip(table["published_minus_ours"], table["reproduced"])],
+        "source": table["source"]})
+
+
+def _last_predictions(results: SweepResults, sweep: str, label: str, protocol: str) -> list[pd.DataFrame]:
+    samples = next(iter(results.runs.values()))[0].samples()
+    return [r.protocol_predictions([protocol], samples) for r in results.runs[(sweep, label)]]
+
+
+def versus_baselines(fresh: SweepResults, headline: str, baselines: SweepResults, protocol: str = "last",
+                     n_boot: int = 2000, fresh_sweep: str = "fresh", sweep: str = BASELINES) -> pd.DataFrame:
+    """The headline (fresh seeds) minus each baseline trained here (its own seeds), paired over the same subjects
+    (`metrics.paired_bootstrap`: each side a mean over its seeds, every draw resamples the subjects for both); index
+    (against, scope). Both must have held out the same subjects, or the pairing would be unequal."""
+    a = _last_predictions(fresh, fresh_sweep, headline, protocol)
+    subjects = set(a[0]["subject"])
+    out = {}
+    for point in baselines.study.sweeps[sweep].points:
+        b = _last_predictions(baselines, sweep, point.label, protocol)
+        if set(b[0]["subject"]) != subjects:
+            raise HTNetInputError(baselines.study.path, f"sweeps.{sweep}", f"{point.label!r} holds out other subjects "
+                                  f"than {fresh.study.path.name}'s {headline!r}: give both the same folds")
+        out[point.label] = metrics.paired_bootstrap(a, b, protocol, protocol, n_boot=n_boot)
+    return pd.concat(out, names=["against", "scope"])
+
+
+def versus_words(table: pd.DataFrame, headline_name: str, scope: str = "Full") -> str:
+    """One line per baseline: the headline's paired difference from it and whether it exceeds the noise.
+
+    >>> t = pd.DataFrame({"dUF1": [0.031], "dUF1_lo": [-0.004], "dUF1_hi": [0.066], "exceeds_noise": [False]},
+    ...                  index=pd.MultiIndex.from_tuples([("STSTNet", "Full")], names=["against", "scope"]))
+    >>> print(versus_words(t, "HTNet"))
+    HTNet - STSTNet: Full UF1 +0.031 [-0.004, +0.066], within the paired noise.
+    """
+    lines = []
+    for (against, sc), r in table.iterrows():
+        if sc == scope:
+            verdict = "exceeds the paired noise" if r["exceeds_noise"] else "within the paired noise"
+            lines.append(f"{headline_name} - {against}: {scope} UF1 {r['dUF1']:+.3f} [{r['dUF1_lo']:+.3f}, "
+                         f"{r['dUF1_hi']:+.3f}], {verdict}.")
+    return "\n".join(lines)

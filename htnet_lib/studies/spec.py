@@ -15,6 +15,8 @@ sweeps:                      # optional; any name, any params key
     title: "Table 4: block size"
     points:
       - {label: "5x5", patch_size: 5, image_size: 20}
+  baselines:                 # a point may name the published number it reproduces (`htnet_lib.published`)
+    - {label: "STSTNet", arch: ststnet, reproduces: ststnet-port}
 # plus the keys a study type declares as its options (e.g. the audit's guess_epochs)
 ```
 
@@ -31,11 +33,13 @@ from typing import Any, Mapping
 
 from pydantic import BaseModel, ValidationError
 
+from .. import published
 from .._io import HTNetInputError
 from ..config import Params, RunConfig, input_error, load_params, params_from_dict, read_yaml_mapping
 
 STUDY_KEYS = {"base", "overrides", "seeds", "sweeps"}
 SWEEP_KEYS = {"points", "paper", "title"}
+POINT_META = ("label", "from", "reproduces")  # a point's keys that are not params keys
 RUN_KEYS = set(RunConfig.model_fields)  # how a run executes: never what a point changes
 
 
@@ -47,6 +51,7 @@ class Point:
     label: str
     changes: Mapping[str, Any]
     params: Params
+    reproduces: str = ""  # the key of the published number it reproduces (`published.by_key`), if any
 
 
 @dataclass(frozen=True)
@@ -126,7 +131,7 @@ def _sweep(path: Path, name: str, body: Any, base: Params) -> Sweep:
     for i, point in enumerate(body):
         if not isinstance(point, Mapping):
             raise HTNetInputError(path, f"{where}[{i}]", "expected a mapping of params keys")
-        keys = {k: v for k, v in point.items() if k not in ("label", "from")}
+        keys = {k: v for k, v in point.items() if k not in POINT_META}
         start, changes = base.to_flat(), keys
         if "from" in point:  # another params file beside the study, then this point's keys
             try:
@@ -141,7 +146,13 @@ def _sweep(path: Path, name: str, body: Any, base: Params) -> Sweep:
             params = params_from_dict({**start, **keys}, source=str(path))
         except HTNetInputError as e:
             raise HTNetInputError(path, f"{where}[{i}].{e.field}", e.problem) from None
-        points.append(Point(name, label, changes, params))
+        reproduces = str(point.get("reproduces", ""))
+        if reproduces:
+            try:
+                published.by_key(reproduces)
+            except KeyError as e:
+                raise HTNetInputError(path, f"{where}[{i}].reproduces", e.args[0]) from None
+        points.append(Point(name, label, changes, params, reproduces))
     return Sweep(name, tuple(points), paper, title)
 
 
