@@ -12,6 +12,7 @@ from vit_pytorch.nest import NesT  # test-only dev dependency, pinned to 0.35.8 
 
 from htnet_lib._io import HTNetInputError
 from htnet_lib.config import AUTHORS_SCRIPT
+from htnet_lib.models import registry
 from htnet_lib.models.convert import convert_nest_state_dict
 from htnet_lib.models.costs import count_parameters, flops_by_level, flops_per_sample
 from htnet_lib.models.htnet import HTNet, HTNetConfig, stage_names
@@ -240,19 +241,21 @@ def test_vmap_over_stacked_weights_matches_separate_models(cfg):
 # ---------------------------------------------------------------------------------------------------- input checks
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 32, 32), (2, 1, 28, 28), (3, 28, 28), (2, 28, 28, 3)])
-def test_wrong_input_shape_is_a_clear_error(shape):
-    m = HTNet(HTNetConfig(dim=8, block_repeats=(1, 1, 1)))
-    with pytest.raises(HTNetInputError) as err:
-        m(torch.zeros(shape))
+@pytest.mark.parametrize("arch", sorted(registry.NETWORKS))
+def test_every_network_refuses_a_wrong_input_by_name(arch):
+    """Every registered network (its default config) checks its input before any layer runs: a wrong shape or an
+    integer tensor is one error naming the `input` field, the shape it expects and the one it got."""
+    cfg = registry.network(arch).config()
+    net = registry.build(cfg)
+    c, h, w = registry.geometry(cfg).shape
+    for shape in [(2, c + 1, h, w), (2, c, h + 4, w + 4), (c, h, w), (2, h, w, c)]:
+        with pytest.raises(HTNetInputError) as err:
+            net(torch.zeros(shape))
+        assert err.value.field == "input"
+        assert f"(B, {c}, {h}, {w})" in str(err.value) and str(tuple(shape)) in str(err.value)
+    with pytest.raises(HTNetInputError, match="floating-point") as err:
+        net(torch.zeros(2, c, h, w, dtype=torch.uint8))
     assert err.value.field == "input"
-    assert "(B, 3, 28, 28)" in str(err.value) and str(tuple(shape)) in str(err.value)
-
-
-def test_integer_input_is_a_clear_error():
-    m = HTNet(HTNetConfig(dim=8, block_repeats=(1, 1, 1)))
-    with pytest.raises(HTNetInputError, match="floating-point"):
-        m(torch.zeros(2, 3, 28, 28, dtype=torch.uint8))
 
 
 def test_constructor_needs_model_config():

@@ -192,20 +192,6 @@ def test_vmap_with_dropout_draws_a_mask_per_model():
 # ---------------------------------------------------------------------------------------------------- input checks
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 32, 32), (2, 1, 28, 28), (3, 28, 28), (2, 28, 28, 3)])
-def test_wrong_input_shape_is_a_clear_error(shape):
-    with pytest.raises(HTNetInputError) as err:
-        STSTNet()(torch.zeros(shape))
-    assert err.value.field == "input"
-    assert "(B, 3, 28, 28)" in str(err.value) and str(tuple(shape)) in str(err.value)
-
-
-def test_integer_input_is_a_clear_error():
-    with pytest.raises(HTNetInputError, match="floating-point") as err:
-        STSTNet()(torch.zeros(2, 3, 28, 28, dtype=torch.uint8))
-    assert err.value.field == "input"
-
-
 @pytest.mark.parametrize("kw, field", [({"dropout": 1.0}, "dropout"), ({"num_classes": 0}, "num_classes"),
                                        ({"padding": -1}, "padding"), ({"image_size": 1}, "image_size")])
 def test_bad_hyper_parameters_name_the_field(kw, field):
