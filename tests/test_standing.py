@@ -123,7 +123,7 @@ def test_a_reproduced_baseline_is_placed_against_its_published_number():
            "c": published.by_key("offapexnet-meb")}
     ours = pd.DataFrame({"candidate": ["a", "b", "c"], "protocol": ["last"] * 3, "UF1": [0.70, 0.70, 0.75],
                          "UF1_sd": [0.01] * 3, "UF1_lo": [0.66, 0.66, 0.71], "UF1_hi": [0.73, 0.73, 0.79],
-                         "UAR": [0.7] * 3, "seeds": [5] * 3})
+                         "UAR": [0.7] * 3, "UAR_lo": [0.64] * 3, "UAR_hi": [0.75] * 3, "seeds": [5] * 3})
     t = standing.against_published(ours, pub)
     assert t["reproduced"].tolist() == ["inside", "above", "below"]
     assert t["published_minus_ours"].round(4).tolist() == [0.0209, 0.0353, -0.0468]
@@ -132,5 +132,6 @@ def test_a_reproduced_baseline_is_placed_against_its_published_number():
     assert view["published - here"].tolist()[0] == "+0.021 (inside our interval)"
     assert view["Full UF1 here"].tolist()[0] == "0.7000 ± 0.010 [0.660, 0.730]"
     assert view["published UF1 / UAR"].tolist()[2] == "0.7032 / not reported"
+    assert view["Full UAR here"].tolist()[0] == "0.7000 [0.640, 0.750]"  # the published UAR 0.725 lies inside
     table = standing.standing_table([ours.iloc[:1], ours.iloc[1:2]], {"a": "A", "b": "B"}, "a")
     assert table["network"].tolist()[:2] == ["A", "B"] and table["where"].iloc[1] == "here, 5 seeds"

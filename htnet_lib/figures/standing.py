@@ -174,7 +174,8 @@ def reproduced_formatted(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
                           f"{r.UF1_hi:.{digits - 1}f}]" if r.UF1_sd == r.UF1_sd else
                           f"{r.UF1:.{digits}f} [{r.UF1_lo:.{digits - 1}f}, {r.UF1_hi:.{digits - 1}f}]"
                           for r in table.itertuples()],
-        "Full UAR here": table["UAR"].map(lambda u: f"{u:.{digits}f}"),
+        "Full UAR here": [f"{r.UAR:.{digits}f} [{r.UAR_lo:.{digits - 1}f}, {r.UAR_hi:.{digits - 1}f}]"
+                          for r in table.itertuples()],
         "published UF1 / UAR": [f"{p:.{digits}f} / " + ("not reported" if u != u else f"{u:.{digits}f}")
                                 for p, u in zip(table["published"], table["published_UAR"])],
         "published - here": [f"{d:+.{digits - 1}f} ({w} our interval)" for d, w in
