@@ -96,6 +96,7 @@ def test_every_level_trains_ststnet_at_its_authors_settings_on_the_fresh_studys_
         assert (m.arch, t.lr, t.batch_size, t.weight_decay, p.run.engine) == ("ststnet", 5.0e-5, 256, 0.0, "loop"), level
         assert (t.regions, t.preprocessing, t.fixed_epochs) == ("whole", "official", ()), level
         assert (m.dropout, m.batch_norm, m.padding) == (0.5, True, 2), level
+        assert (t.shuffle, t.loss, t.label_smoothing, t.mirror, t.shift_px, t.swa_start) == (False, "ce", 0, False, 0, 0)
         assert t.folds == fresh.base.train.folds, level
         if level != "smoke":
             assert t.epochs == 800, level
