@@ -1,12 +1,15 @@
 """Studies (htnet_lib.studies): one loader for sweep, audit and bench files; sweeps over any key; the protocol audit."""
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
-from htnet_lib import loso
+from htnet_lib import loso, published
 from htnet_lib._io import HTNetInputError
 from htnet_lib.config import HTNetConfig
 from htnet_lib.figures import audit as audit_figures
-from htnet_lib.studies import audit, load_study, sweeps
+from htnet_lib.studies import audit, bench, load_study, sweeps
 
 
 def write(tmp_path, name, text):
@@ -141,3 +144,20 @@ def test_bench_report_prints_each_ray_placement_against_in_process():
     assert "50.0 GFLOP/s = 25.0% of GEMM" in text and "best (batched@16) / loop: 1.25x" in text
     assert "Ray (2 one-thread workers, batched@16) 80 s: Ray / in-process speed 0.75x" in text
     assert "Ray (2 one-thread workers, loop) 120 s: Ray / in-process speed 0.50x" in text
+
+
+def test_every_study_file_of_every_level_loads():
+    """Every study file under params/ (a YAML with a `base`) validates with its type's options, and a point that names
+    a published number names a known one: a bad key in a long study fails here, not hours into a run."""
+    root = Path(__file__).resolve().parent.parent / "params"
+    options = {"audit.yaml": audit.AuditOptions, "bench.yaml": bench.BenchOptions}
+    seen = []
+    for path in sorted(root.glob("*/*.yaml")):
+        if "base" not in (yaml.safe_load(path.read_text()) or {}):
+            continue
+        study = load_study(path, options.get(path.name))
+        assert study.all_params(), path
+        for p in (p for s in study.sweeps.values() for p in s.points if p.reproduces):
+            assert published.by_key(p.reproduces).network.lower().replace("-", "") in p.params.model.arch, path
+        seen.append(f"{path.parent.name}/{path.name}")
+    assert {"honest/baselines.yaml", "honest/offapexnet.yaml", "quick/fresh.yaml", "paper/bench.yaml"} <= set(seen)
