@@ -35,8 +35,12 @@ def applicable(protocols: Sequence[str], run: Run) -> list[str]:
     return out
 
 
-def _predictions(results: SweepResults, sweep: str, label: str, protocols: Sequence[str], samples) -> list[pd.DataFrame]:
-    return [r.protocol_predictions(protocols, samples) for r in results.runs[(sweep, label)]]
+def point_predictions(results: SweepResults, sweep: str, label: str, protocols: Sequence[str],
+                      samples=None) -> list[pd.DataFrame]:
+    """One point's predictions under `protocols`, one table per seed (`samples`: read from its first run if None)."""
+    runs = results.runs[(sweep, label)]
+    samples = runs[0].samples() if samples is None else samples
+    return [r.protocol_predictions(protocols, samples) for r in runs]
 
 
 def candidate_table(results: SweepResults, sweep: str, reference: tuple[str, str], protocols: Sequence[str] = HONEST,
@@ -46,7 +50,7 @@ def candidate_table(results: SweepResults, sweep: str, reference: tuple[str, str
     first = next(iter(results.runs.values()))[0]
     samples = first.samples()
     ref_label, ref_proto = reference
-    ref = _predictions(results, sweep, ref_label, [ref_proto], samples)
+    ref = point_predictions(results, sweep, ref_label, [ref_proto], samples)
     rows = []
     for point in results.study.sweeps[sweep].points:
         runs = results.runs[(sweep, point.label)]
@@ -158,8 +162,8 @@ def versus(results: SweepResults, sweep: str, a: tuple[str, str], b: tuple[str, 
     """Candidate a against candidate b, each under its protocol (candidate label, protocol): the paired difference
     a - b per scope over the same subjects and seeds."""
     samples = next(iter(results.runs.values()))[0].samples()
-    pa = _predictions(results, sweep, a[0], [a[1]], samples)
-    pb = _predictions(results, sweep, b[0], [b[1]], samples)
+    pa = point_predictions(results, sweep, a[0], [a[1]], samples)
+    pb = point_predictions(results, sweep, b[0], [b[1]], samples)
     return metrics.paired_bootstrap(pa, pb, a[1], b[1], n_boot=n_boot)
 
 

@@ -91,13 +91,18 @@ def standing_table(ours: pd.DataFrame | Sequence[pd.DataFrame], names: dict[str,
     return pd.DataFrame(rows)
 
 
+def _interval(mean: float, sd: float, lo: float, hi: float, digits: int) -> str:
+    """`mean ± sd [lo, hi]`; without the sd when it is NaN (one seed), the mean alone without an interval."""
+    if lo != lo:  # a published number: no interval
+        return f"{mean:.{digits}f}"
+    spread = f" ± {sd:.{digits - 1}f}" if sd == sd else ""
+    return f"{mean:.{digits}f}{spread} [{lo:.{digits - 1}f}, {hi:.{digits - 1}f}]"
+
+
 def formatted(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     """A readable view of `standing_table`."""
     def cell(r) -> str:
-        if r.UF1_lo != r.UF1_lo:  # a published number: no interval
-            return f"{r.UF1:.{digits}f}"
-        sd = f" ± {r.UF1_sd:.{digits - 1}f}" if r.UF1_sd == r.UF1_sd else ""
-        return f"{r.UF1:.{digits}f}{sd} [{r.UF1_lo:.{digits - 1}f}, {r.UF1_hi:.{digits - 1}f}]"
+        return _interval(r.UF1, r.UF1_sd, r.UF1_lo, r.UF1_hi, digits)
     vs = ["" if pd.isna(m) else f"{m:+.{digits - 1}f} ({a} its interval)"
           for m, a in zip(table.get("minus_headline", pd.Series(np.nan, index=table.index)),
                           table.get("against_headline", pd.Series("", index=table.index)))]
@@ -170,12 +175,8 @@ def reproduced_formatted(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
     """A readable view of `reproduced_table`."""
     return pd.DataFrame({
         "baseline": table["candidate"], "seeds": table["seeds"],
-        "Full UF1 here": [f"{r.UF1:.{digits}f} ± {r.UF1_sd:.{digits - 1}f} [{r.UF1_lo:.{digits - 1}f}, "
-                          f"{r.UF1_hi:.{digits - 1}f}]" if r.UF1_sd == r.UF1_sd else
-                          f"{r.UF1:.{digits}f} [{r.UF1_lo:.{digits - 1}f}, {r.UF1_hi:.{digits - 1}f}]"
-                          for r in table.itertuples()],
-        "Full UAR here": [f"{r.UAR:.{digits}f} [{r.UAR_lo:.{digits - 1}f}, {r.UAR_hi:.{digits - 1}f}]"
-                          for r in table.itertuples()],
+        "Full UF1 here": [_interval(r.UF1, r.UF1_sd, r.UF1_lo, r.UF1_hi, digits) for r in table.itertuples()],
+        "Full UAR here": [_interval(r.UAR, np.nan, r.UAR_lo, r.UAR_hi, digits) for r in table.itertuples()],
         "published UF1 / UAR": [f"{p:.{digits}f} / " + ("not reported" if u != u else f"{u:.{digits}f}")
                                 for p, u in zip(table["published"], table["published_UAR"])],
         "published - here": [f"{d:+.{digits - 1}f} ({w} our interval)" for d, w in
@@ -183,21 +184,16 @@ def reproduced_formatted(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
         "source": table["source"]})
 
 
-def _last_predictions(results: SweepResults, sweep: str, label: str, protocol: str) -> list[pd.DataFrame]:
-    samples = next(iter(results.runs.values()))[0].samples()
-    return [r.protocol_predictions([protocol], samples) for r in results.runs[(sweep, label)]]
-
-
 def versus_baselines(fresh: SweepResults, headline: str, baselines: SweepResults, protocol: str = "last",
                      n_boot: int = 2000, fresh_sweep: str = "fresh", sweep: str = BASELINES) -> pd.DataFrame:
     """The headline (fresh seeds) minus each baseline trained here (its own seeds), paired over the same subjects
     (`metrics.paired_bootstrap`: each side a mean over its seeds, every draw resamples the subjects for both); index
     (against, scope). Both must have held out the same subjects, or the pairing would be unequal."""
-    a = _last_predictions(fresh, fresh_sweep, headline, protocol)
+    a = honest.point_predictions(fresh, fresh_sweep, headline, [protocol])
     subjects = set(a[0]["subject"])
     out = {}
     for point in baselines.study.sweeps[sweep].points:
-        b = _last_predictions(baselines, sweep, point.label, protocol)
+        b = honest.point_predictions(baselines, sweep, point.label, [protocol])
         if set(b[0]["subject"]) != subjects:
             raise HTNetInputError(baselines.study.path, f"sweeps.{sweep}", f"{point.label!r} holds out other subjects "
                                   f"than {fresh.study.path.name}'s {headline!r}: give both the same folds")
