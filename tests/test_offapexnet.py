@@ -5,13 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from htnet_lib import config, loso, models, regions
 from htnet_lib._io import HTNetInputError
 from htnet_lib.loso import engines
 from htnet_lib.models.costs import count_flops, count_parameters
-from htnet_lib.models.offapexnet import OFFApexNet, OFFApexNetConfig
+from htnet_lib.models.offapexnet import MEB_VARIANT, OFFApexNet, OFFApexNetConfig
 
 
 def flow_like_data(n: int, seed: int = 0, size: int = 28) -> torch.Tensor:
@@ -41,6 +42,40 @@ def test_parameter_count_by_hand():
     assert models.parameter_count(OFFApexNetConfig()) == 2_664_475  # the registry entry builds the same network
     # MEB's kernel (3x3) and single hidden layer, still two streams: 2*(60 + 880) + 1,568*1,024 + 1,024 + 3,075
     assert models.parameter_count(OFFApexNetConfig(kernel_size=3, fc_layers=1)) == 1_611_611
+
+
+def test_meb_variant_parameter_count_by_hand():
+    # MEB's OffApexNet (meb/models/me_networks.py): one stream over (u, v): 3x3 conv 2 -> 6: 2*9*6 + 6 = 114;
+    # 3x3 conv 6 -> 16: 6*9*16 + 16 = 880; 16 * 7 * 7 = 784 features; linear 784 -> 1,024: 803,840; 1,024 -> 3: 3,075
+    assert 114 + 880 + 803_840 + 3_075 == 807_909
+    assert count_parameters(OFFApexNet(**MEB_VARIANT)) == 807_909
+    assert models.parameter_count(OFFApexNetConfig(**MEB_VARIANT)) == 807_909
+
+
+def test_meb_variant_is_mebs_network_layer_for_layer():
+    """MEB's forward, written out from its source (conv1, pool, conv2, pool, flatten, drop, fc1, ReLU, drop2, fc),
+    with the same weights, gives the same logits; in training mode the two dropouts are where MEB has them."""
+    torch.manual_seed(2)
+    m = OFFApexNet(**MEB_VARIANT).eval()
+    conv1, conv2 = [mod for mod in m.streams[0] if isinstance(mod, nn.Conv2d)]
+    assert (conv1.in_channels, conv1.out_channels, conv1.kernel_size, conv1.padding) == (2, 6, (3, 3), (1, 1))
+    fc1, fc = m.hidden[0], m.head
+
+    def meb_forward(x, drop=lambda t: t):
+        x = F.max_pool2d(F.relu(conv1(x)), 2, 2)
+        x = F.max_pool2d(F.relu(conv2(x)), 2, 2)
+        x = x.view(x.shape[0], -1)
+        return fc(drop(F.relu(fc1(drop(x)))))
+
+    x = flow_like_data(4) / 127.5 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(m(x), meb_forward(x), rtol=0, atol=0)
+        m.train()
+        torch.manual_seed(5)
+        ours = m(x)
+        torch.manual_seed(5)
+        theirs = meb_forward(x, drop=lambda t: F.dropout(t, 0.5, training=True))
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
 
 
 def test_flops_per_sample():
@@ -117,7 +152,11 @@ def test_config_round_trip_through_params():
     assert p.replace(fc_width=512).fingerprint() != p.fingerprint()
     net = models.build(p.model)
     assert isinstance(net, OFFApexNet) and net.cfg is p.model and count_parameters(net) == 2_664_475
-    assert p.model.describe() == {"conv": "6-16@5x5", "fc": "2x1024"}
+    assert p.model.describe() == {"input": "u | v", "conv": "6-16@5x5", "fc": "2x1024"}
+    meb = config.params_from_dict({**flat, **MEB_VARIANT})
+    assert meb.model == OFFApexNetConfig(dropout=0.5, **MEB_VARIANT) and config.params_from_dict(meb.to_flat()) == meb
+    assert meb.model.describe() == {"input": "u+v", "conv": "6-16@3x3", "fc": "1x1024 +feature dropout"}
+    assert count_parameters(models.build(meb.model)) == 807_909
     assert engines.batchable(config.params_from_dict({"arch": "offapexnet"}).model)  # params' default: no dropout
     assert not engines.batchable(p.model)
 
@@ -125,7 +164,8 @@ def test_config_round_trip_through_params():
 @pytest.mark.parametrize("kw, field", [({"channels": 3}, "channels"), ({"filters": []}, "filters"),
                                        ({"filters": [6, 0]}, "filters"), ({"kernel_size": 4}, "kernel_size"),
                                        ({"image_size": 3}, "image_size"), ({"dropout": 1.0}, "dropout"),
-                                       ({"fc_width": 0}, "fc_width"), ({"fc_layers": -1}, "fc_layers")])
+                                       ({"fc_width": 0}, "fc_width"), ({"fc_layers": -1}, "fc_layers"),
+                                       ({"streams": 3}, "streams"), ({"feature_dropout": "yes"}, "feature_dropout")])
 def test_bad_hyper_parameters_name_the_field(kw, field):
     with pytest.raises(HTNetInputError) as err:
         config.params_from_dict({"arch": "offapexnet", **kw}, source="p.yaml")

@@ -46,8 +46,9 @@ read:
   ``d095329``). MEB's version differs from the two-stream design: **one stream over both channels** (3x3 conv 2 -> 6,
   padding 1, ReLU, 2x2 max-pool, 3x3 conv 6 -> 16, padding 1, ReLU, 2x2 max-pool: 784 features), **one hidden layer**
   (784 -> 1,024 -> classes), dropout 0.5 on the flattened features before the first linear layer and before the
-  output layer; 807,909 parameters. ``OFFApexNet(kernel_size=3, fc_layers=1)`` has MEB's kernel and widths but keeps
-  the two streams (1,568 features, 1,611,611 parameters); MEB's single stream is not a setting of this module.
+  output layer; 807,909 parameters. ``OFFApexNet(streams=1, kernel_size=3, fc_layers=1, feature_dropout=True)`` is
+  that network, layer for layer (`MEB_VARIANT` holds these keys); it is what produced MEB's fixed-epoch composite
+  number, 0.7032 (`htnet_lib.published`, key ``offapexnet-meb``), so that number is reproduced with it.
 
 The channel order is u then v, as MEB feeds it (``data[:, :2]`` of its (u, v, strain) maps in the Table 3 notebook;
 its ``experiments/benchmarks/Optical flow networks.ipynb`` comments "Only use u and v optical flows, skip the strain as
@@ -66,8 +67,9 @@ cores, at batch 32, a batched chunk of 2 folds took 1.10 s per fold-epoch agains
 contended machine; params/honest/offapexnet.yaml).
 
 Params. ``arch: offapexnet`` selects it (this file is its entry of the network registry); its keys are
-`OFFApexNetConfig`'s: image_size, channels (2: one stream per flow component), num_classes, filters, kernel_size,
-pool_size, fc_width, fc_layers, dropout. In params ``dropout`` defaults to 0.0, so that ``arch: offapexnet`` alone is
+`OFFApexNetConfig`'s: image_size, channels (2: u and v), streams (2: one per flow component; 1: one stream over both,
+MEB's), num_classes, filters, kernel_size, pool_size, fc_width, fc_layers, dropout, feature_dropout (dropout on the
+flattened convolution features too, MEB's). In params ``dropout`` defaults to 0.0, so that ``arch: offapexnet`` alone is
 trainable by the batched engine; the published value, 0.5 (MEB and the PyTorch version above; the paper's value was not
 read here), is the default of ``OFFApexNet()`` built directly and is what params/honest/offapexnet.yaml sets.
 """
@@ -84,9 +86,12 @@ from .._io import HTNetInputError
 from ..schema import Float, Ints, Positive
 from .registry import InputGeometry, ModelConfig, check_input, register_model
 
-__all__ = ["FLOW_CHANNELS", "OFFApexNet", "OFFApexNetConfig"]
+__all__ = ["FLOW_CHANNELS", "MEB_VARIANT", "OFFApexNet", "OFFApexNetConfig"]
 
 FLOW_CHANNELS = (2, 1)  # u and v: the release maps' channels (strain, v, u) the two streams read, in this order
+# MEB's OffApexNet (meb/models/me_networks.py, tvaranka/meb f731b0a): one stream over (u, v), 3x3 convolutions, one
+# hidden layer, dropout on the flattened features and before the output layer. 807,909 parameters.
+MEB_VARIANT: dict[str, Any] = {"streams": 1, "kernel_size": 3, "fc_layers": 1, "feature_dropout": True}
 
 
 class OFFApexNetConfig(ModelConfig):
@@ -94,11 +99,14 @@ class OFFApexNetConfig(ModelConfig):
 
     `filters`: the output channels of each stream's convolutions, one 'same'-padded `kernel_size` convolution, ReLU
     and `pool_size` max-pool per entry; `fc_layers` hidden linear layers of `fc_width` units (ReLU, dropout), then the
-    output layer. `channels` must be 2: one stream for u, one for v."""
+    output layer. `channels` must be 2 (u and v); `streams` 2 gives each its own stream (the paper's design), 1 one
+    stream over both (MEB's). `feature_dropout` also drops the flattened stream features before the first linear
+    layer (MEB's)."""
 
     arch: Literal["offapexnet"] = "offapexnet"
     num_classes: Positive = 3
     channels: Positive = 2
+    streams: Literal[1, 2] = 2
     image_size: Positive = 28
     filters: Ints = (6, 16)
     kernel_size: Positive = 5
@@ -106,6 +114,7 @@ class OFFApexNetConfig(ModelConfig):
     fc_width: Positive = 1024
     fc_layers: Annotated[int, Field(ge=0)] = 2
     dropout: Annotated[Float, Field(ge=0.0, lt=1.0)] = 0.0  # params' default; published (and OFFApexNet()): 0.5
+    feature_dropout: bool = False
 
     @model_validator(mode="after")
     def _shapes(self) -> "OFFApexNetConfig":
@@ -137,53 +146,67 @@ class OFFApexNetConfig(ModelConfig):
         return side
 
     @property
+    def stream_in(self) -> int:
+        """Input channels of each stream: 1 (u or v) with two streams, 2 (u and v) with one."""
+        return self.channels // self.streams
+
+    @property
     def stream_features(self) -> int:
         """Features of one stream after flattening (16 x 7 x 7 = 784)."""
         return self.filters[-1] * self.pooled_size ** 2
 
     @property
     def num_features(self) -> int:
-        """Inputs of the first linear layer: both streams' features (1,568)."""
-        return self.channels * self.stream_features
+        """Inputs of the first linear layer: every stream's features (1,568 for two streams, 784 for one)."""
+        return self.streams * self.stream_features
 
     def geometry(self) -> InputGeometry:
         """u then v of the release's (strain, v, u) maps, the whole map only (no facial regions)."""
         return InputGeometry(self.image_size, self.channels, map_channels=FLOW_CHANNELS, regions=("whole",))
 
     def describe(self) -> dict[str, Any]:
-        """Each stream's convolutions and the hidden linear layers, e.g. conv '6-16@5x5', fc '2x1024' (names that are
-        not params keys, so they never clash with a sweep's swept columns)."""
-        return {"conv": f"{'-'.join(map(str, self.filters))}@{self.kernel_size}x{self.kernel_size}",
-                "fc": f"{self.fc_layers}x{self.fc_width}"}
+        """The streams, each stream's convolutions and the hidden linear layers, e.g. input 'u | v', conv '6-16@5x5',
+        fc '2x1024' (names that are not params keys, so they never clash with a sweep's swept columns)."""
+        return {"input": "u | v" if self.streams == 2 else "u+v",
+                "conv": f"{'-'.join(map(str, self.filters))}@{self.kernel_size}x{self.kernel_size}",
+                "fc": f"{self.fc_layers}x{self.fc_width}" + (" +feature dropout" if self.feature_dropout else "")}
 
 
 class OFFApexNet(nn.Module):
-    """OFF-ApexNet: a u stream and a v stream (conv-ReLU-max-pool twice each), concatenated, two hidden linear layers.
+    """OFF-ApexNet: a u stream and a v stream (conv-ReLU-max-pool twice each), concatenated, two hidden linear layers;
+    or, with ``streams=1``, one stream over (u, v) (MEB's variant, `MEB_VARIANT`).
 
     Input ``(B, 2, image_size, image_size)`` float (u, v), output logits ``(B, num_classes)``. The defaults are the
     published layer sizes with dropout 0.5 (module docstring). `OFFApexNet.from_config` builds one from an
     `OFFApexNetConfig`.
+
+    >>> from htnet_lib.models.costs import count_parameters
+    >>> count_parameters(OFFApexNet()), count_parameters(OFFApexNet(**MEB_VARIANT))
+    (2664475, 807909)
     """
 
     def __init__(self, num_classes: int = 3, channels: int = 2, image_size: int = 28, dropout: float = 0.5, *,
                  filters: tuple[int, ...] = (6, 16), kernel_size: int = 5, pool_size: int = 2, fc_width: int = 1024,
-                 fc_layers: int = 2):
+                 fc_layers: int = 2, streams: int = 2, feature_dropout: bool = False):
         super().__init__()
         self.cfg = OFFApexNetConfig(num_classes=num_classes, channels=channels, image_size=image_size,
                                     dropout=dropout, filters=filters, kernel_size=kernel_size, pool_size=pool_size,
-                                    fc_width=fc_width, fc_layers=fc_layers)
+                                    fc_width=fc_width, fc_layers=fc_layers, streams=streams,
+                                    feature_dropout=feature_dropout)
         cfg = self.cfg
-        self.streams = nn.ModuleList(self._stream(cfg) for _ in range(cfg.channels))  # streams[0]: u, streams[1]: v
+        # two streams: streams[0] reads u, streams[1] reads v; one stream: streams[0] reads both
+        self.streams = nn.ModuleList(self._stream(cfg) for _ in range(cfg.streams))
         widths = [cfg.num_features] + [cfg.fc_width] * cfg.fc_layers
         self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
         # no dropout module at all when off: keeps the batched engine (vmap, randomness='error') usable
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.feature_dropout = self.dropout if feature_dropout else nn.Identity()
         self.head = nn.Linear(widths[-1], num_classes)
 
     @staticmethod
     def _stream(cfg: OFFApexNetConfig) -> nn.Sequential:
         layers: list[nn.Module] = []
-        c_in = 1
+        c_in = cfg.stream_in
         for c_out in cfg.filters:
             layers += [nn.Conv2d(c_in, c_out, cfg.kernel_size, padding=cfg.conv_padding), nn.ReLU(),
                        nn.MaxPool2d(cfg.pool_size, cfg.pool_size)]
@@ -194,7 +217,7 @@ class OFFApexNet(nn.Module):
     def from_config(cls, cfg: OFFApexNetConfig) -> "OFFApexNet":
         net = cls(cfg.num_classes, cfg.channels, cfg.image_size, cfg.dropout, filters=tuple(cfg.filters),
                   kernel_size=cfg.kernel_size, pool_size=cfg.pool_size, fc_width=cfg.fc_width,
-                  fc_layers=cfg.fc_layers)
+                  fc_layers=cfg.fc_layers, streams=cfg.streams, feature_dropout=cfg.feature_dropout)
         net.cfg = cfg
         return net
 
@@ -203,12 +226,13 @@ class OFFApexNet(nn.Module):
         check_input(x, self.cfg.channels, self.cfg.image_size)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """Image batch -> the concatenated stream features ``(B, 2 * filters[-1] * s * s)``, u stream first."""
+        """Image batch -> the concatenated stream features ``(B, streams * filters[-1] * s * s)``, u stream first."""
         self.check_input(x)
-        return torch.cat([stream(x[:, i:i + 1]) for i, stream in enumerate(self.streams)], dim=1)
+        k = self.cfg.stream_in
+        return torch.cat([stream(x[:, i * k:(i + 1) * k]) for i, stream in enumerate(self.streams)], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.forward_features(x)
+        h = self.feature_dropout(self.forward_features(x))
         for layer in self.hidden:
             h = self.dropout(F.relu(layer(h)))
         return self.head(h)
