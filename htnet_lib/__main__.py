@@ -57,9 +57,15 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
     from .studies import sweeps
 
+    pd.set_option("display.width", 120)
+    if args.status:
+        left = sweeps.remaining(args.study, only=tuple(args.only), seeds=args.seeds)
+        print(left.to_string(index=False))
+        print(f"\n{left.drop_duplicates('run')['fold_epochs_left'].sum():,} fold-epochs left in "
+              f"{(left.drop_duplicates('run')['folds_left'] > 0).sum()} of {left['run'].nunique()} runs")
+        return
     r = sweeps.run_sweep(args.study, only=tuple(args.only), seeds=args.seeds)
     full = r.table[r.table["scope"] == "Full"]
-    pd.set_option("display.width", 120)
     print("Full UF1 / UAR, mean and sd over the study's seeds:\n" + full.groupby(
         ["sweep", "label", "protocol"], sort=False)[["UF1", "UAR"]].agg(["mean", "std"]).round(4).to_string())
 
@@ -220,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--only", action="append", default=[], metavar="SWEEP", help="only this sweep (repeatable)")
     sw.add_argument("--seeds", nargs="+", type=int, default=[], metavar="SEED",
                     help="only these of the study's seeds: a piece of a long study (the rest resume later)")
+    sw.add_argument("--status", action="store_true",
+                    help="train nothing: list the folds and fold-epochs each run still needs")
     sw.set_defaults(fn=cmd_sweep)
 
     lo = sub.add_parser("loso", help="train a LOSO run from a params file")

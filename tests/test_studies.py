@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from htnet_lib import loso, published
+from htnet_lib.__main__ import main
 from htnet_lib._io import HTNetInputError
 from htnet_lib.config import HTNetConfig
 from htnet_lib.figures import audit as audit_figures
@@ -53,7 +54,7 @@ def test_study_file_errors_name_file_and_point(tmp_path, base):
         load_study(f)
 
 
-def test_any_key_is_a_sweep_and_its_table_shows_the_values(tmp_path, base, samples):
+def test_any_key_is_a_sweep_and_its_table_shows_the_values(tmp_path, base, samples, capsys):
     """No whitelist: a sweep over lr (or epochs) is one entry, and its rows carry the lr values."""
     f = write(tmp_path, "lr.yaml", "base: loso.yaml\nseeds: [0, 1]\nsweeps:\n  learning rate:\n"
                                    "    - {lr: 1.0e-4}\n    - {lr: 3.0e-4, label: fast}\n"
@@ -62,7 +63,20 @@ def test_any_key_is_a_sweep_and_its_table_shows_the_values(tmp_path, base, sampl
     study = load_study(f)
     assert study.sweeps["learning rate"].varied == ["lr"] and study.sweeps["block_size"].paper == "table4"
     assert [p.label for p in study.sweeps["learning rate"].points] == ["lr=0.0001", "fast"]
+    # `sweep --status` before anything trains: every run of both seeds has both folds (2 epochs each) left
+    left = sweeps.remaining(study)
+    assert not (tmp_path / "runs").exists()  # the status writes nothing
+    assert len(left) == 8 and set(left["seed"]) == {0, 1}
+    assert (left["folds"] == 2).all() and (left["folds_left"] == 2).all() and (left["fold_epochs_left"] == 4).all()
+    # a piece of the study (`sweep --seeds 1`) trains seed 1's runs only; the status then shows seed 0's left
+    piece = sweeps.run_sweep(study, progress=False, seeds=[1])
+    left = sweeps.remaining(study).set_index("seed")
+    assert (left.loc[1, "folds_left"] == 0).all() and (left.loc[0, "folds_left"] == 2).all()
     r = sweeps.run_sweep(study, progress=False)
+    assert sweeps.remaining(study)["fold_epochs_left"].sum() == 0
+    assert main(["sweep", "--study", str(f), "--status", "--seeds", "0"]) == 0
+    n_runs = left.loc[0, "run"].nunique()
+    assert f"0 fold-epochs left in 0 of {n_runs} runs" in capsys.readouterr().out
     t = r.table
     lr_rows = t[t["sweep"] == "learning rate"]
     assert set(lr_rows["lr"]) == {1e-4, 3e-4} and set(lr_rows["seed"]) == {0, 1}
@@ -73,11 +87,11 @@ def test_any_key_is_a_sweep_and_its_table_shows_the_values(tmp_path, base, sampl
     # the 7x7 point is the base: the same runs as the base trained alone (one run per seed, shared)
     base_runs = loso.run_many(study.seeded(study.base), progress=False)
     assert r.runs[("block_size", "7x7")] == base_runs
-    # a piece of the study (`sweep --seeds 1`): seed 1's runs only, the very runs of the whole study
-    piece = sweeps.run_sweep(study, progress=False, seeds=[1])
+    # the piece held seed 1's runs only, the very runs of the whole study
     assert set(piece.table["seed"]) == {1} and piece.runs[("learning rate", "fast")] == r.runs[("learning rate", "fast")][1:]
-    with pytest.raises(HTNetInputError, match=r"lr\.yaml.*field 'seeds'.*\[7\] are not among the study's \[0, 1\]"):
-        sweeps.run_sweep(study, progress=False, seeds=[7])
+    for call in (sweeps.run_sweep, sweeps.remaining):
+        with pytest.raises(HTNetInputError, match=r"lr\.yaml.*field 'seeds'.*\[7\] are not among the study's \[0, 1\]"):
+            call(study, seeds=[7])
 
 
 def test_random_guesses_under_paper_selection(samples):

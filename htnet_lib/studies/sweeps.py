@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import pandas as pd
 import torch
 
-from .. import loso
+from .. import data as data_mod, loso
 from .._io import HTNetInputError
 from ..models import ModelConfig, build, count_parameters
 from .spec import Study, load_study
@@ -47,13 +47,7 @@ def run_sweep(study: Study | str | os.PathLike, progress: bool = True, executor:
               only: tuple[str, ...] = (), seeds: Sequence[int] = ()) -> SweepResults:
     """Train (or find) every point of the study's sweeps (`only` those named) for every seed (`seeds`: only these of
     the study's, a piece of a long study that one session can finish; the results then hold those seeds only)."""
-    study = study if isinstance(study, Study) else load_study(study)
-    unknown = sorted(set(seeds) - set(study.seeds))
-    if unknown:
-        raise HTNetInputError(study.path, "seeds", f"seed(s) {unknown} are not among the study's {list(study.seeds)}")
-    sweeps = [s for s in study.sweeps.values() if not only or s.name in only]
-    wanted = [(s, p, q) for s in sweeps for p in s.points for q in study.seeded(p.params)
-              if not seeds or q.train.seed in seeds]
+    study, wanted = _wanted(study, only, seeds)
     runs = loso.run_many([q for _, _, q in wanted], name="loso", progress=progress, executor=executor)
     by_point: dict[tuple[str, str], list[loso.Run]] = {}
     rows = []
@@ -67,6 +61,36 @@ def run_sweep(study: Study | str | os.PathLike, progress: bool = True, executor:
         for r in run.metrics().itertuples():
             rows.append({**info, "protocol": r.protocol, "scope": r.scope, "UF1": r.UF1, "UAR": r.UAR})
     return SweepResults(study, by_point, pd.DataFrame(rows))
+
+
+def _wanted(study: Study | str | os.PathLike, only: Sequence[str], seeds: Sequence[int]) -> tuple[Study, list]:
+    """The study and its (sweep, point, seeded params) triples, `only` those sweeps and `seeds` (all when empty)."""
+    study = study if isinstance(study, Study) else load_study(study)
+    unknown = sorted(set(seeds) - set(study.seeds))
+    if unknown:
+        raise HTNetInputError(study.path, "seeds", f"seed(s) {unknown} are not among the study's {list(study.seeds)}")
+    sweeps = [s for s in study.sweeps.values() if not only or s.name in only]
+    return study, [(s, p, q) for s in sweeps for p in s.points for q in study.seeded(p.params)
+                   if not seeds or q.train.seed in seeds]
+
+
+def remaining(study: Study | str | os.PathLike, only: Sequence[str] = (), seeds: Sequence[int] = ()) -> pd.DataFrame:
+    """What is left to train of a study, per point and seed, from its run folders; nothing is trained or written
+    (`python -m htnet_lib sweep --status`). A long study runs in pieces (`--seeds`), and each run resumes from its
+    last finished fold, so this is what the next piece has to do: columns sweep, label, seed, run, folds,
+    folds_left, fold_epochs_left (folds left x the point's epochs). A run two points share is listed under each."""
+    _, wanted = _wanted(study, only, seeds)
+    samples: dict[str, pd.DataFrame] = {}
+    rows = []
+    for sweep, point, q in wanted:
+        data_dir = q.run.data_dir or ""
+        if data_dir not in samples:
+            samples[data_dir] = data_mod.load_samples(data_dir or None)
+        job = loso.runs.prepare(q, samples=samples[data_dir])
+        rows.append({"sweep": sweep.name, "label": point.label, "seed": q.train.seed, "run": job.run.id,
+                     "folds": len(job.plans), "folds_left": len(job.todo),
+                     "fold_epochs_left": len(job.todo) * q.train.epochs})
+    return pd.DataFrame(rows, columns=["sweep", "label", "seed", "run", "folds", "folds_left", "fold_epochs_left"])
 
 
 def _cell(v: Any) -> Any:
