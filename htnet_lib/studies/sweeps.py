@@ -76,7 +76,8 @@ def _wanted(study: Study | str | os.PathLike, only: Sequence[str], seeds: Sequen
 
 def remaining(study: Study | str | os.PathLike, only: Sequence[str] = (), seeds: Sequence[int] = ()) -> pd.DataFrame:
     """What is left to train of a study, per point and seed, from its run folders; nothing is trained or written
-    (`python -m htnet_lib sweep --status`). A long study runs in pieces (`--seeds`), and each run resumes from its
+    (`python -m htnet_lib sweep --status`), except that a damaged fold file is removed, with a warning, as a run would
+    remove it, so that it counts as left. A long study runs in pieces (`--seeds`), and each run resumes from its
     last finished fold, so this is what the next piece has to do: columns sweep, label, seed, run, folds,
     folds_left, fold_epochs_left (folds left x the point's epochs). A run two points share is listed under each."""
     _, wanted = _wanted(study, only, seeds)
