@@ -61,8 +61,9 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     if args.status:
         left = sweeps.remaining(args.study, only=tuple(args.only), seeds=args.seeds)
         print(left.to_string(index=False))
-        print(f"\n{left.drop_duplicates('run')['fold_epochs_left'].sum():,} fold-epochs left in "
-              f"{(left.drop_duplicates('run')['folds_left'] > 0).sum()} of {left['run'].nunique()} runs")
+        runs = left.drop_duplicates("run")  # a run two points share counts once
+        print(f"\n{runs['fold_epochs_left'].sum():,} fold-epochs left in {(runs['folds_left'] > 0).sum()} of "
+              f"{len(runs)} runs")
         return
     r = sweeps.run_sweep(args.study, only=tuple(args.only), seeds=args.seeds)
     full = r.table[r.table["scope"] == "Full"]

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import pandas as pd
 import torch
 
-from .. import data as data_mod, loso
+from .. import loso
 from .._io import HTNetInputError
 from ..models import ModelConfig, build, count_parameters
 from .spec import Study, load_study
@@ -81,13 +81,9 @@ def remaining(study: Study | str | os.PathLike, only: Sequence[str] = (), seeds:
     last finished fold, so this is what the next piece has to do: columns sweep, label, seed, run, folds,
     folds_left, fold_epochs_left (folds left x the point's epochs). A run two points share is listed under each."""
     _, wanted = _wanted(study, only, seeds)
-    samples: dict[str, pd.DataFrame] = {}
     rows = []
     for sweep, point, q in wanted:
-        data_dir = q.run.data_dir or ""
-        if data_dir not in samples:
-            samples[data_dir] = data_mod.load_samples(data_dir or None)
-        job = loso.runs.prepare(q, samples=samples[data_dir])
+        job = loso.runs.prepare(q)
         rows.append({"sweep": sweep.name, "label": point.label, "seed": q.train.seed, "run": job.run.id,
                      "folds": len(job.plans), "folds_left": len(job.todo),
                      "fold_epochs_left": len(job.todo) * q.train.epochs})
