@@ -57,6 +57,9 @@ class TrainConfig(Section):
     shift_px: Annotated[int, Field(ge=0, le=4)] = 0  # augmentation: random translation by up to this many pixels
     swa_start: Annotated[int, Field(ge=0)] = 0  # from this epoch on, outputs come from the weights' running average
     weight_decay: Annotated[Float, Field(ge=0.0)] = 0.0  # Adam's (coupled L2, torch.optim.Adam's), as MEB trains
+    # torch's fused Adam: the same update in one pass per step (about 4x faster a step on a CPU), equal to the default
+    # implementation up to float rounding, so it names its own run folders
+    fused_adam: bool = False
     folds: Strs = ()  # subjects to hold out; empty means all subjects
     datasets: Strs = ()  # restrict samples to these datasets; empty means all
 
@@ -70,7 +73,7 @@ class TrainConfig(Section):
         return self
 
 
-TRAIN_KEYS_ADDED = ("weight_decay",)  # train keys newer than the first runs: in a fingerprint only when set
+TRAIN_KEYS_ADDED = ("weight_decay", "fused_adam")  # train keys newer than the first runs: in a fingerprint only when set
 
 
 class RunConfig(Section):

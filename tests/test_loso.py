@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from torch import nn
 
-from htnet_lib import config, data, loso, regions, release
+from htnet_lib import config, data, loso, models, regions, release
 from htnet_lib._io import HTNetInputError
-from htnet_lib.loso import FoldRecord, engines, protocols
+from htnet_lib.loso import FoldRecord, engines, foldwise, protocols
 
 TINY = dict(dim=16, heads=2, block_repeats=[1, 1, 1], epochs=3, progress=False)
 
@@ -298,8 +299,8 @@ def test_resume_refuses_other_numerics(samples, inputs, tmp_path):
 
 
 def test_dropout_is_seeded_per_fold(samples, inputs):
-    """With dropout the loop engine draws each fold's masks from the fold's seed: a fold trains the same alone or
-    after another; the batched engine refuses dropout (it cannot seed masks per fold)."""
+    """With dropout each fold's masks come from the fold's seed: a fold trains the same alone or after another,
+    whatever the global stream."""
     X, y = inputs
     p = config.params_from_dict({**TINY, "dropout": 0.3, "folds": ["s01", "s02"]})
     plans = loso.plan_folds(samples, p.train)
@@ -309,8 +310,70 @@ def test_dropout_is_seeded_per_fold(samples, inputs):
     np.testing.assert_array_equal(after.test_logits, alone.test_logits)
     no_dropout = engines.train_loop(X, y, plans[1:], p.replace(dropout=0.0))[0]
     assert not np.array_equal(no_dropout.test_logits, alone.test_logits)
-    with pytest.raises(HTNetInputError, match="dropout"):
-        engines.train_batched(X, y, plans, p)
+
+
+def every_network(arch: str, **extra) -> config.Params:
+    """`arch` with its default config, dropout on (where it has the key) and its first accepted regions setting."""
+    cfg = models.network(arch).config()
+    keys = {"dropout": 0.3} if "dropout" in type(cfg).model_fields else {}
+    return config.params_from_dict({**TINY, "arch": arch, **keys, "regions": models.geometry(cfg).regions[0],
+                                    "folds": ["s03", "sub01", "006", "s05", "sub07", "020"], **extra})
+
+
+@pytest.mark.parametrize("arch", sorted(models.NETWORKS))
+def test_every_network_trains_the_same_fold_alone_or_in_a_chunk(samples, flow_maps, arch):
+    """Every registered network, dropout on: a fold trained inside a batched chunk of folds with fewer training
+    samples (padded batches) gives the predictions of the same fold trained alone by the loop engine. Dropout masks
+    come from the fold's own generator and BatchNorm's batch statistics skip the padding (`loso.foldwise`)."""
+    p = every_network(arch)
+    X = regions.model_inputs(samples, flow_maps, p.train, models.geometry(p.model), progress=False)
+    y = torch.tensor(samples["label"].to_numpy())
+    plans = sorted(loso.plan_folds(samples, p.train), key=lambda q: q.subject != "s03")  # s03 first
+    plans = engines.same_batch_count(plans, p)
+    assert plans[0].subject == "s03" and len({len(q.train_idx) for q in plans}) > 1  # padding happens
+    assert engines.batchable(p.model)
+    loop = engines.train(X, y, plans[:1], p, "loop", keep_models=True)
+    batched = engines.train(X, y, plans, p, "batched", keep_models=True)
+    alone, batch = loop.records[0], batched.records[0]
+    np.testing.assert_array_equal(alone.test_pred, batch.test_pred)
+    np.testing.assert_allclose(alone.test_logits, batch.test_logits, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(alone.train_loss, batch.train_loss, rtol=1e-5)
+    net = foldwise.foldwise(models.build(p.model))
+    if "dropout" in type(p.model).model_fields:  # its dropout draws masks, and they change the training
+        assert foldwise.dropout_sites(net, models.geometry(p.model).shape)
+        still = engines.train_loop(X, y, plans[:1], p.replace(dropout=0.0))[0]
+        assert not np.allclose(still.test_logits, alone.test_logits)
+    if any(isinstance(m, foldwise.MaskedBatchNorm) for m in net.modules()):  # and each fold's running statistics
+        for (name, a), b in zip(loop.models[0].named_buffers(), batched.models[0].buffers()):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
+
+
+def test_fold_dropout_draws_what_nn_dropout_draws():
+    """The loop engine's masks are bit for bit those `nn.Dropout` draws on the CPU from the same seed, so runs trained
+    before the fold-wise modules repeat exactly; a padded chunk gives each fold the rows it would draw alone."""
+    x = torch.randn(5, 7, 3)
+    torch.manual_seed(11)
+    reference = nn.Dropout(0.4).train()(x)
+    streams = foldwise.DropoutStreams([(0.4, (7, 3))], [10, 20], torch.device("cpu"))
+    masks = streams.draw([5, 2], 5)[0]
+    with foldwise.step(None, [masks[0]]):
+        assert torch.equal(foldwise.FoldDropout(0.4).train()(x), reference)
+    assert masks[1, 2:].eq(0).all() and torch.equal(masks[1, :2], foldwise.DropoutStreams(
+        [(0.4, (7, 3))], [20], torch.device("cpu")).draw([2], 2)[0][0])
+
+
+def test_fused_adam_names_its_own_run_and_trains_alike(samples, inputs):
+    """`fused_adam` (torch's one-pass Adam) gives the same predictions up to float rounding, and names its own run
+    folder; left at its default it leaves every earlier run folder's name as it was."""
+    X, y = inputs
+    p = config.params_from_dict({**TINY, "folds": ["s01"]})
+    plan = loso.plan_folds(samples, p.train)
+    fused = p.replace(fused_adam=True)
+    a, b = engines.train_loop(X, y, plan, p)[0], engines.train_loop(X, y, plan, fused)[0]
+    np.testing.assert_array_equal(a.test_pred, b.test_pred)
+    np.testing.assert_allclose(a.test_logits, b.test_logits, rtol=1e-3, atol=1e-3)
+    assert fused.fingerprint() != p.fingerprint()
+    assert "fused_adam" not in json.dumps(p._train_payload())
 
 
 def test_killed_run_resumes(tmp_path, data_dir):
@@ -390,18 +453,12 @@ def test_head_counts_of_equal_width_train_the_same_network(samples, inputs):
 
 
 def test_ststnet_trains_through_the_same_engines_and_protocols(samples, inputs, tmp_path):
-    """The baseline is one params key away (`arch: ststnet`); a chunk with padded batches is refused by the batched
-    engine (BatchNorm would see the padding); `engine: auto` picks the loop for it."""
+    """The baseline is one params key away (`arch: ststnet`), on either engine, and scored by the same protocols."""
     X, y = inputs
-    p = tiny(tmp_path, arch="ststnet", epochs=2, folds=["s01", "s02"], engine="auto")
-    assert not engines.batchable(p.model) and engines.batchable(tiny(tmp_path).model)
+    p = tiny(tmp_path, arch="ststnet", epochs=2, folds=["s01", "s02"], engine="batched")
     run = loso.run_loso(p, samples=samples, X=X)
-    assert run.meta["numerics"]["engine"] == "loop" and run.finished
+    assert run.meta["numerics"]["engine"] == "batched" and run.finished
     assert set(run.metrics()["protocol"]) == {"paper", "last"}
-    plans = engines.same_batch_count(loso.plan_folds(samples, p.replace(folds=["s01", "sub01", "006"]).train), p)
-    assert len({len(q.train_idx) for q in plans}) > 1  # unequal folds: the shorter ones get padded
-    with pytest.raises(HTNetInputError, match="BatchNorm"):
-        engines.train_batched(X, y, plans, p)
 
 
 def test_bf16_autocast_on_the_cpu_keeps_predictions(samples, inputs):

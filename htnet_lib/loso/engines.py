@@ -37,7 +37,7 @@ from torch.optim import swa_utils
 from .._io import HTNetInputError, atomic_write_json, cache_dir
 from ..config import ModelConfig, Params
 from ..models import build, build_on_meta, geometry
-from . import augment
+from . import augment, foldwise
 from .folds import FoldPlan, epoch_batches, eval_epochs, fold_labels, fold_seed
 
 
@@ -104,51 +104,78 @@ def _fold_rng(plan: FoldPlan, device: torch.device):
 class Folds:
     """The models of a chunk of F folds, as the training step sees them: `weights` (what Adam steps and the
     running average follows), `forward` of inputs (F, B, ...) to logits (F, B, classes), train/eval mode, the random
-    stream the chunk trains in, and the trained models."""
+    stream the chunk trains in, and the trained models.
+
+    Both hold the network with its dropout and BatchNorm made fold-wise (`foldwise`): in training, `forward` takes
+    the (F, B) mask of real samples and the real count per fold, draws each fold's dropout masks from the fold's own
+    generator, and BatchNorm's statistics skip the padding."""
 
     weights: dict[str, torch.Tensor]
+    streams: foldwise.DropoutStreams
 
-    def forward(self, x: torch.Tensor, weights: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weights: dict[str, torch.Tensor] | None = None,
+                mask: torch.Tensor | None = None, counts: Sequence[int] | None = None) -> torch.Tensor:
         raise NotImplementedError
+
+    def dropout_masks(self, x: torch.Tensor, counts: Sequence[int] | None) -> list[torch.Tensor]:
+        return self.streams.draw(counts or [x.shape[1]] * x.shape[0], x.shape[1]) if self.training else []
 
     def train(self, mode: bool) -> None:
-        raise NotImplementedError
+        self.training = mode
+        self.net.train(mode)
 
     def rng(self) -> contextlib.AbstractContextManager:
         return contextlib.nullcontext()
 
     def models(self, averaged: dict[str, torch.Tensor] | None) -> list[nn.Module]:
-        raise NotImplementedError
+        """Each fold's trained network, built afresh (plain dropout and BatchNorm modules) with its state."""
+        state = {**self.weights, **self.buffers}
+        first = next(iter(state.values()))
+        out = []
+        for i in range(self.count):
+            m = init_model(self.cfg, 0).to(first.device)  # then overwritten
+            one = {k: (v[i] if self.stacked else v).detach().clone() for k, v in {**state, **(averaged or {})}.items()}
+            m.load_state_dict(one)
+            out.append(m.eval())
+        return out
+
+    def _setup(self, models: list[nn.Module], plans: Sequence[FoldPlan], params: Params, device: torch.device):
+        self.cfg, self.count, self.training = params.model, len(plans), True
+        self.net = foldwise.foldwise(models[0])
+        sites = foldwise.dropout_sites(self.net, geometry(params.model).shape)
+        self.streams = foldwise.DropoutStreams(sites, [p.seed for p in plans], device)
 
 
 class OneModel(Folds):
-    """One fold's model as a plain module (the loop engine): any network, dropout drawn from the fold's seed."""
+    """One fold's model as a plain module (the loop engine): any network; other random draws than dropout's come from
+    the fold's seed too (`_fold_rng`)."""
+
+    stacked = False
 
     def __init__(self, plan: FoldPlan, params: Params, device: torch.device):
         self.plan, self.device = plan, device
-        self.model = init_model(params.model, plan.seed).to(device)
-        self.weights = dict(self.model.named_parameters())
+        self._setup([init_model(params.model, plan.seed).to(device)], [plan], params, device)
+        self.weights = dict(self.net.named_parameters())
+        self.buffers = dict(self.net.named_buffers())
 
-    def forward(self, x, weights=None):
-        out = self.model(x[0]) if weights is None else functional_call(self.model, weights, (x[0],))
+    def forward(self, x, weights=None, mask=None, counts=None):
+        with foldwise.step(None, self.dropout_masks(x, counts)):
+            out = self.net(x[0]) if weights is None else functional_call(self.net, weights, (x[0],))
         return out[None]
 
-    def train(self, mode: bool) -> None:
-        self.model.train(mode)
+    def dropout_masks(self, x, counts):
+        return [m[0] for m in super().dropout_masks(x, counts)]
 
     def rng(self):
         return _fold_rng(self.plan, self.device)
 
-    def models(self, averaged):
-        if averaged is not None:
-            self.model.load_state_dict({**self.model.state_dict(), **averaged})
-        return [self.model.eval()]
-
 
 class StackedModels(Folds):
-    """A chunk's models as stacked weights under `torch.vmap(functional_call)` (the batched engine). Refuses what it
-    cannot train exactly: dropout (masks cannot follow each fold's seed), folds with different numbers of batches, and
-    BatchNorm over padded batches."""
+    """A chunk's models as stacked weights under `torch.vmap(functional_call)` (the batched engine). Dropout masks
+    and BatchNorm statistics are each fold's own (`foldwise`); any other random draw is refused (vmap's
+    randomness='error'), as are folds with different numbers of batches."""
+
+    stacked = True
 
     def __init__(self, plans: Sequence[FoldPlan], params: Params, device: torch.device, compile: bool = False):
         tr = params.train
@@ -156,40 +183,24 @@ class StackedModels(Folds):
         if len(n_batches) != 1:
             raise ValueError(f"folds in one batched chunk need equal batches per epoch, got {sorted(n_batches)}")
         models = [init_model(params.model, p.seed).to(device) for p in plans]
-        if has_dropout(models[0], params.model):
-            raise HTNetInputError(None, "engine", "the batched engine cannot draw each fold's dropout masks from the "
-                                                  "fold's own seed; use engine: loop (engine: auto does) with dropout "
-                                                  "> 0")
-        if has_batch_norm(models[0]) and len({len(p.train_idx) for p in plans}) > 1:
-            raise HTNetInputError(None, "engine", "the batched engine pads the shorter folds' batches, and padded "
-                                                  "samples would enter BatchNorm's batch statistics; use engine: loop "
-                                                  "(engine: auto does) for a network with BatchNorm")
-        self.weights, self.buffers = stack_module_state(models)
-        self.base = copy.deepcopy(models[0]).to("meta")
-        self.cfg = params.model
+        self._setup(models, plans, params, device)
+        self.weights, self.buffers = stack_module_state([foldwise.foldwise(m) for m in models])
+        self.base = foldwise.foldwise(self.net, unfold_convs=True).to("meta")
+        self.net = self.base
 
-        def one(p, b, x):
-            return functional_call(self.base, (p, b), (x,))
+        def one(p, b, x, m, masks):
+            with foldwise.step(m, masks):
+                return functional_call(self.base, (p, b), (x,))
 
-        self._forward = torch.vmap(one, in_dims=(0, 0, 0), randomness="error")
+        self._forward = torch.vmap(one, in_dims=(0, 0, 0, 0, 0), randomness="error")
         if compile:
             self._forward = torch.compile(self._forward)
 
-    def forward(self, x, weights=None):
-        return self._forward(self.weights if weights is None else weights, self.buffers, x)
-
-    def train(self, mode: bool) -> None:
-        self.base.train(mode)
-
-    def models(self, averaged):
-        out = []
-        for i in range(len(next(iter(self.weights.values())))):
-            m = init_model(self.cfg, 0).to(next(iter(self.weights.values())).device)  # then overwritten
-            state = {k: v[i].detach().clone() for k, v in {**self.weights, **self.buffers}.items()}
-            state.update({k: v[i].detach().clone() for k, v in (averaged or {}).items()})
-            m.load_state_dict(state)
-            out.append(m.eval())
-        return out
+    def forward(self, x, weights=None, mask=None, counts=None):
+        if mask is None or not self.training:
+            mask = torch.ones(x.shape[:2], device=x.device)
+        return self._forward(self.weights if weights is None else weights, self.buffers, x, mask,
+                             self.dropout_masks(x, counts))
 
 
 # ---------------------------------------------------------------- the training step
@@ -221,7 +232,8 @@ def _train(folds: Folds, X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldP
     """The training step both engines share (module docstring): `plans` trained together as `folds` holds them."""
     tr, device, amp = params.train, X.device, params.run.amp
     evals = eval_epochs(tr)
-    opt = torch.optim.Adam(list(folds.weights.values()), lr=tr.lr, weight_decay=tr.weight_decay)
+    opt = torch.optim.Adam(list(folds.weights.values()), lr=tr.lr, weight_decay=tr.weight_decay,
+                           fused=tr.fused_adam or None)
     Y = torch.stack([fold_labels(p, y, tr) for p in plans])  # (F, N): each fold's training labels
     weights = _weights(Y, plans, tr, params.model.num_classes)
     swa = Averager(folds.weights) if tr.swa_start else None
@@ -241,7 +253,7 @@ def _train(folds: Folds, X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldP
                 xb = augment.augment(X[bi], seeds, [len(b[k]) for b in batches], epoch, k, tr, horizontal)
                 opt.zero_grad(set_to_none=True)
                 with autocast(device, amp):
-                    logits = folds.forward(xb).float()  # (F, B, classes)
+                    logits = folds.forward(xb, mask=bm, counts=[len(b[k]) for b in batches]).float()  # (F, B, classes)
                 per_fold = fold_losses(logits, Y.gather(1, bi), bm, weights, tr)
                 per_fold.sum().backward()
                 opt.step()
@@ -347,19 +359,14 @@ def _weights(Y: torch.Tensor, plans: Sequence[FoldPlan], train, num_classes: int
                         for i, p in enumerate(plans)])
 
 
-def has_batch_norm(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
-
-
-def has_dropout(model: nn.Module, cfg: ModelConfig | None = None) -> bool:
-    """Whether the network draws dropout masks (a dropout module, or a `dropout` key above 0 in its config)."""
-    return getattr(cfg, "dropout", 0) > 0 or any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())
-
-
 def batchable(cfg: ModelConfig) -> bool:
-    """Whether the batched engine can train this network exactly: no dropout, no BatchNorm."""
-    net = build_on_meta(cfg)
-    return not has_dropout(net, cfg) and not has_batch_norm(net)
+    """Whether the batched engine can train this network exactly: every random module is `nn.Dropout` (drawn per fold
+    by `foldwise`); BatchNorm is fine (masked statistics)."""
+    try:
+        foldwise.foldwise(build_on_meta(cfg))
+    except HTNetInputError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- device, memory, engine choice

@@ -299,8 +299,6 @@ def _choose_engine(job: Job, X: torch.Tensor, y: torch.Tensor) -> None:
     if job.engine == "auto":
         timing = calibrate_engine(X, y, job.todo, params, chunk)
         job.engine, chunk = choose_engine(timing)
-    if job.engine == "batched" and getattr(params.model, "dropout", 0) > 0:
-        raise HTNetInputError(None, "engine", "the batched engine cannot seed dropout per fold: use engine: loop")
     job.chunk = 1 if job.engine == "loop" else chunk
 
 

@@ -191,8 +191,9 @@ class Attention(nn.Module):
             return self.proj_drop(self.proj(v))
         qkv = self.qkv(x)
         q, k, v = rearrange(qkv, "b t n (three h d) -> three b t h n d", three=3, h=self.heads).unbind(0)
-        if self.fused_attn and not return_attention:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        # fused attention without its own dropout draw: the attention dropout is a module (each fold's masks)
+        if self.fused_attn and not return_attention and not (self.training and self.dropout > 0):
+            out = F.scaled_dot_product_attention(q, k, v)
             attn = None
         else:
             attn = ((q * self.scale) @ k.transpose(-2, -1)).softmax(dim=-1)
