@@ -45,7 +45,7 @@ fetch: setup
 	$(PY) -m htnet_lib fetch
 
 bench: setup
-	$(PY) -m htnet_lib bench --study params/$(PARAMS)/bench.yaml
+	$(PY) -m htnet_lib bench --study params/$(PARAMS)/bench.yaml --out figures/$(PARAMS)/bench.json
 
 clean:
 	rm -rf $(VENV) runs executed .pytest_cache

@@ -74,7 +74,11 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from .studies import bench
 
-    print(bench.format_report(bench.benchmark(args.study)), flush=True)
+    result = bench.benchmark(args.study)
+    print(bench.format_report(result), flush=True)
+    if args.out:
+        bench.save(result, args.out, args.study)
+        print(f"written: {args.out}")
     if args.raw:
         from .raw import bench as raw_bench
 
@@ -240,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="time the engines against this machine's GEMM rate, and Ray end to end")
     b.add_argument("--study", default="params/quick/bench.yaml", help="a bench file (params/<level>/bench.yaml)")
+    b.add_argument("--out", default="", help="also write the figures as JSON here (with their provenance)")
     b.add_argument("--raw", action="store_true", help="also time the raw-frames pipeline at 640x480")
     b.add_argument("--raw-samples", type=int, default=48)
     b.set_defaults(fn=cmd_bench)

@@ -59,12 +59,9 @@ Training settings (params/honest/offapexnet.yaml has them with their sources): M
 weight decay 1e-3, batch 32, shuffled, 3000 epochs (``Table 3. Early stopping.ipynb`` at ``ef4bb232``). The paper's
 own optimiser, learning rate, batch and epochs could not be read here.
 
-Batched training. With ``dropout=0.0`` the network has neither dropout nor BatchNorm, so the batched engine
-(`loso.engines.train_batched`, vmap over stacked weights) trains it exactly as the loop does; with dropout it needs
-the loop engine (``engine: auto`` picks it), because the batched engine cannot draw each fold's masks from the fold's
-own seed. Under vmap with batched weights each convolution becomes a grouped convolution; on this project's 2 CPU
-cores, at batch 32, a batched chunk of 2 folds took 1.10 s per fold-epoch against 0.55 s on the loop (one thread, a
-contended machine; params/honest/offapexnet.yaml).
+Batched training. The batched engine trains it exactly as the loop does, dropout included: each fold's masks come
+from the fold's own generator (`htnet_lib.loso.foldwise`), and the dropout module MEB applies twice is one module
+drawing twice, as in the loop. Which engine is faster on a machine is measured (``make bench``, ``engine: auto``).
 
 Params. ``arch: offapexnet`` selects it (this file is its entry of the network registry); its keys are
 `OFFApexNetConfig`'s: image_size, channels (2: u and v), streams (2: one per flow component; 1: one stream over both,

@@ -41,27 +41,16 @@ The authors' inputs are the same kind of image as the HTNet release: ``cv2.imrea
 ``norm_u_v_os``, so (if the PNG's RGB is u, v, strain) channels in OpenCV's (strain, v, u) order with raw 0..255
 values, as `htnet_lib.regions.model_inputs` gives them for the release (``preprocessing: official``).
 
-Batched training. Every op is functional and there is no data-dependent Python control flow, so the model runs under
-``torch.func.stack_module_state`` + ``torch.vmap(functional_call, randomness="different")`` in train mode:
-
-* BatchNorm's running statistics are buffers; ``stack_module_state`` stacks them like the weights, and under vmap
-  BatchNorm updates each model's slice of the stacked buffers in place (checked in tests/test_ststnet.py against
-  separate models: outputs, running statistics, gradients and one Adam step). Eval mode then uses each model's own
-  running statistics, exactly as a separately trained model would: eval predictions are unchanged by batching.
-  (``torch.func.replace_all_batch_norm_modules_`` is *not* used: it drops the running statistics, so eval would
-  normalise with the statistics of the scored batch itself.)
-* Dropout under ``randomness="different"`` draws an independent mask per model (as separate models do, though not
-  the same masks as a given sequential RNG stream).
-* An engine that pads folds to a common batch (`htnet_lib.loso.engines.train_batched` does, for folds whose last
-  batch is shorter) would let padded samples into BatchNorm's batch statistics, so a fold would no longer train as it
-  does alone: the batched engine refuses such a chunk, and `engine: auto` uses the loop for networks with BatchNorm.
+Batched training. The batched engine trains it exactly as the loop does (`htnet_lib.loso.foldwise`): each fold's
+dropout masks come from the fold's own generator, bit for bit those ``nn.Dropout`` draws when the fold trains alone,
+and BatchNorm's batch statistics cover each fold's real samples only (the shorter folds' batches are padded), with
+each fold's running statistics kept in its slice of the stacked buffers for eval. Under vmap a convolution with
+stacked weights becomes a grouped convolution, whose backward is slow on a CPU; the batched engine computes it as
+unfold and one matrix product per fold instead. Which engine is faster is measured (``make bench``, ``engine: auto``).
 
 Params. ``arch: ststnet`` selects it (this file is its entry of the network registry); its keys are `STSTNetConfig`'s:
 image_size, channels, num_classes, dropout, batch_norm, padding. In params `dropout` defaults to 0.0, as it always
 has for ``arch: ststnet`` (run folders keep their names); the authors' port, and ``STSTNet()`` built directly, use 0.5.
-
-Under vmap with batched weights each convolution becomes a grouped convolution (HTNet avoids this with its
-channels-last Linear layers); with 16 filters of 3x3x3 that is cheap (not timed here).
 """
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ import os
 import statistics
 import tempfile
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from pydantic import Field, StrictInt
 
 from .. import data as data_mod
 from .. import regions
-from .._io import hardware
+from .._io import atomic_write_json, git_revision, hardware
 from ..config import Ints, Params, Section
 from ..loso import engines, plan_folds, run_many
 from ..models import flops_per_sample, geometry
@@ -50,6 +51,7 @@ class BenchOptions(Section):
     chunks: Ints = (4, 16)  # batched chunk sizes timed
     compile: bool = False  # also time the largest chunk with torch.compile, and the compilation itself
     gemm_size: Positive = 1024
+    profile_ops: Annotated[StrictInt, Field(ge=0)] = 6  # per configuration, the operations that take the most time
     ray_workers: Annotated[StrictInt, Field(ge=0)] = 2  # one-thread Ray workers for the end-to-end comparison; 0: skip
     ray_study: str = ""  # a study file (beside this one) whose sweep `ray_sweep` is trained end to end
     ray_sweep: str = ""
@@ -104,11 +106,30 @@ def engine_timings(params: Params, opts: BenchOptions, samples=None) -> dict[str
         secs = [engines.seconds_per_fold_epoch(engine, X, y, chunk, probe, **options[name]) for _ in range(repeats)]
         wall = time.perf_counter() - t0
         s = statistics.median(secs)
-        out[name] = {"samples_per_s": n_train / s, "samples_per_s_all": [round(n_train / v) for v in secs],
+        out[name] = {"samples_per_s": n_train / s, "fold_epochs_per_s": 1 / s,
+                     "samples_per_s_all": [round(n_train / v) for v in secs],
                      "full_loso_s": s * len(plans) * params.train.epochs, "flop_per_s": n_train / s * flops}
         if options[name]:  # what the timed epochs leave out: mostly compilation, paid once per shape and process
             out[name]["overhead_s"] = wall - sum(secs) * len(chunk) * (probe.train.epochs - 1)
-    return {"flops_per_sample": flops, "engines": out, "folds": len(plans), "epochs": params.train.epochs}
+    result = {"flops_per_sample": flops, "engines": out, "folds": len(plans), "epochs": params.train.epochs}
+    if opts.profile_ops:
+        best = max((k for k in out if not k.endswith("+compile")), key=lambda k: out[k]["samples_per_s"])
+        engine, chunk = kinds[best]
+        result["profile"] = {"engine": best, "ops": op_shares(X, y, chunk, probe, engine, opts.profile_ops)}
+    return result
+
+
+def op_shares(X: torch.Tensor, y: torch.Tensor, plans, params: Params, engine: str, top: int) -> list[list]:
+    """The `top` operations by their own time in one training of `plans` with `engine` (torch.profiler), each as
+    [name, share of all operations' own time]: where a configuration's time goes, measured rather than guessed."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if X.is_cuda else [])) as prof:
+        engines.train(X, y, plans, params, engine)
+    events = [e for e in prof.key_averages() if not e.key.startswith(("Optimizer.", "autograd::", "ProfilerStep"))]
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    ranked = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
+    return [[e.key, round(e.self_cpu_time_total / total, 3)] for e in ranked]
 
 
 def end_to_end(params_list: list[Params], workers: int, engine: str, chunk: int) -> dict[str, float]:
@@ -168,6 +189,14 @@ def benchmark(study: Study | str | os.PathLike) -> dict[str, Any]:
     return result
 
 
+def save(result: dict[str, Any], path: str | os.PathLike, study: str | os.PathLike) -> None:
+    """`benchmark`'s figures as JSON at `path` (written whole or not at all), with the bench file's name, the git
+    revision, torch's version and the date: what the speed pages are rendered from."""
+    provenance = {"study": Path(study).as_posix().split("params/")[-1], "git revision": git_revision(),
+                  "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
+    atomic_write_json(path, {**result, "provenance": provenance})
+
+
 def format_report(r: dict[str, Any]) -> str:
     gemm = r["gemm_flop_per_s"]
     lines = [f"hardware: {r['hardware']}",
@@ -179,7 +208,8 @@ def format_report(r: dict[str, Any]) -> str:
         for eng, e in c["engines"].items():
             label = "loop (authors' style)" if eng == "loop" else f"batched, {eng.split('@')[1]} folds at once"
             label = label.replace("+compile", "") + (", compiled" if eng.endswith("+compile") else "")
-            lines.append(f"  {label:36s} {e['samples_per_s']:9.0f} samples/s  full LOSO {e['full_loso_s']:8.0f} s  "
+            lines.append(f"  {label:36s} {e['fold_epochs_per_s']:7.2f} fold-epochs/s {e['samples_per_s']:7.0f} samples/s  "
+                         f"full LOSO {e['full_loso_s']:8.0f} s  "
                          f"{e['flop_per_s'] / 1e9:6.1f} GFLOP/s = {e['flop_per_s'] / gemm:5.1%} of GEMM  "
                          f"(timings: {e['samples_per_s_all']})")
             if "overhead_s" in e:
@@ -188,6 +218,9 @@ def format_report(r: dict[str, Any]) -> str:
         best = max(c["engines"], key=lambda k: c["engines"][k]["samples_per_s"])
         if best != "loop":
             lines.append(f"  best ({best}) / loop: {c['engines'][best]['samples_per_s'] / c['engines']['loop']['samples_per_s']:.2f}x")
+        if "profile" in c:
+            ops = ", ".join(f"{name} {share:.0%}" for name, share in c["profile"]["ops"])
+            lines.append(f"  where {c['profile']['engine']}'s time goes (own time per operation): {ops}")
     ray = r.get("ray")
     if isinstance(ray, str):
         lines.append(f"\nRay: {ray}")
@@ -209,7 +242,6 @@ def estimate_level(params_dir: str | os.PathLike, rates: tuple[float, ...] = (20
     samples at every evaluated epoch), summed over the distinct runs each notebook trains (a run another notebook
     already trained counts once, where it is first trained). Hours at the assumed sustained `rates` (FLOP/s)."""
     import pandas as pd
-    from pathlib import Path
 
     from .. import data as data_mod
     from ..config import load_params
