@@ -17,7 +17,9 @@ import pandas as pd
 from .. import paper_values
 from . import finish
 
-# file -> (notebook, what it holds); the notebooks write them, `python -m htnet_lib reproduce` runs the notebooks
+# The one map from figure to notebook to command: file name (or the prefix of `<name>_...` files) -> (notebook, what
+# it holds). The notebooks write them; `python -m htnet_lib reproduce --params LEVEL --only NN` reruns notebook NN
+# (`command`). docs/ pages and the README list it from here (`htnet_lib.docs`).
 FILES = {
     "table1_counts": ("01", "Table 1: subjects and samples per class, ours beside the paper"),
     "table2": ("03", "Table 2, long: ours per protocol (mean, sd, 95% interval), the authors' predictions, the paper"),
@@ -38,7 +40,28 @@ FILES = {
     "paper_differences": ("04", "the paper's own ablation differences (Tables 4-5) against the single-seed floor"),
     "summary": ("06", "this summary: every paper cell beside ours"),
     "summary_levels": ("06", "every paper cell beside ours at each level, both protocols"),
+    "honest_candidates": ("07", "the honest candidates: five seeds, paired differences from the honest baseline"),
+    "honest_ensembles": ("07", "each candidate's seeds averaged into one model"),
+    "honest_inputs": ("07", "the input ablation: official regions, corrected regions, the whole map"),
+    "standing_selection": ("08", "the candidates on the selection seeds, and the one the fixed rule chose"),
+    "standing_fresh": ("08", "the chosen candidate on seeds that chose nothing, beside the honest baseline"),
+    "standing_reproduced": ("08", "published baselines trained here at their authors' settings, beside their numbers"),
+    "standing_versus_baselines": ("08", "the headline paired with the baselines trained here"),
+    "standing_published": ("08", "the headline beside the published honest numbers"),
 }
+
+
+def owner(file_name: str) -> str | None:
+    """The FILES entry a file in figures/<level>/ belongs to: its stem, or the longest entry it starts with
+    (`table4_block_size_table.csv` -> `table4_block_size`); None when no entry claims it."""
+    stem = Path(file_name).stem
+    keys = [k for k in FILES if stem == k or stem.startswith(k + "_")]
+    return max(keys, key=len) if keys else None
+
+
+def command(name: str, level: str) -> str:
+    """The command that rewrites FILES entry `name` at `level`."""
+    return f"python -m htnet_lib reproduce --params {level} --only {FILES[name][0]}"
 
 
 def index(out_dir: str | os.PathLike) -> pd.DataFrame:
