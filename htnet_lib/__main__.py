@@ -9,6 +9,7 @@
   predict    class probabilities of one micro-expression, from its onset and apex frames or a prepared flow map
   train-weights  train a recipe on all 442 samples and write its weights and card (with its 5-seed honest LOSO score)
   weights    rebuild the shipped weights from their card (seconds) and check them against its sha256
+  docs       render README.md and docs/*.md from their templates and the files under figures/ (--check: compare)
 """
 from __future__ import annotations
 
@@ -206,6 +207,21 @@ def cmd_train_weights(args: argparse.Namespace) -> None:
           f"[{score['UF1_lo']:.4f}, {score['UF1_hi']:.4f}], UAR {score['UAR']:.4f}")
 
 
+def cmd_docs(args: argparse.Namespace) -> None:
+    from . import docs
+
+    if args.check:
+        differ = docs.stale()
+        if differ:
+            raise HTNetInputError(differ[0], None, f"{len(differ)} page(s) differ from their template rendered with "
+                                  f"the files under figures/ ({', '.join(p.name for p in differ)}): run "
+                                  f"`python -m htnet_lib docs`")
+        print("every page equals its rendering")
+        return
+    written = docs.write()
+    print("\n".join(f"wrote {p}" for p in written) or "every page was up to date")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="htnet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -281,6 +297,10 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--out", help="the .safetensors file to write, or a folder for it (default: $HTNET_WEIGHTS, a file "
                                  "or folder, or the user cache)")
     w.set_defaults(fn=cmd_weights)
+
+    d = sub.add_parser("docs", help="render README.md and docs/*.md from docs/templates/ and the files under figures/")
+    d.add_argument("--check", action="store_true", help="write nothing; fail if a page differs from its rendering")
+    d.set_defaults(fn=cmd_docs)
 
     from .raw import cli as raw_cli
 
