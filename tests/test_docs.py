@@ -119,3 +119,16 @@ def test_no_words_about_how_the_project_was_made():
              and (REPO_ROOT / p).is_file() and p not in ("tests/test_docs.py", "Makefile")
              for m in made.finditer((REPO_ROOT / p).read_text(errors="replace"))]
     assert not found, found
+
+
+def test_the_readme_shows_the_headline_under_both_protocols_once_notebook_08_wrote_it(copy):
+    """Notebook 08's `standing_protocols` (the same runs under the paper's pick and at the last epoch) reaches the
+    README's side-by-side table when it exists."""
+    fresh = pd.read_csv(copy / "figures" / "honest" / "standing_fresh.csv")
+    head = fresh[fresh["candidate"].str.endswith("(chosen)")]
+    both = pd.concat([head.assign(protocol="paper", UF1=0.8123), head.assign(protocol="last")], ignore_index=True)
+    both.drop(columns=["dUF1", "dUF1_lo", "dUF1_hi", "p_UF1", "exceeds_noise"]).to_csv(
+        copy / "figures" / "honest" / "standing_protocols.csv", index=False)
+    readme = docs.render(copy)[copy / "README.md"]
+    line = next(t for t in readme.splitlines() if t.startswith("| honest study: recipe, dim 32, lr 4e-4 (chosen)"))
+    assert "| 0.812 ± " in line and f"| {head['UF1'].iloc[0]:.3f} ± " in line

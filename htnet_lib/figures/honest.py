@@ -56,19 +56,28 @@ def candidate_table(results: SweepResults, sweep: str, reference: tuple[str, str
         runs = results.runs[(sweep, point.label)]
         names = applicable(protocols, runs[0])
         preds = [r.protocol_predictions(names, samples) for r in runs]
-        for name in names:
-            per_seed = [metrics.scores(p, pred_col=name).loc[scope] for p in preds]
-            b = metrics.bootstrap(preds, pred_col=name, n_boot=n_boot).loc[scope]
-            row = {"candidate": point.label, "protocol": name, "protocol_label": protocol_label(name),
-                   "UF1": b["UF1"], "UF1_sd": np.std([s["UF1"] for s in per_seed], ddof=1) if len(preds) > 1 else np.nan,
-                   "UF1_lo": b["UF1_lo"], "UF1_hi": b["UF1_hi"], "UAR": b["UAR"],
-                   "UAR_sd": np.std([s["UAR"] for s in per_seed], ddof=1) if len(preds) > 1 else np.nan,
-                   "UAR_lo": b["UAR_lo"], "UAR_hi": b["UAR_hi"], "seeds": len(preds)}
-            if (point.label, name) != (ref_label, ref_proto):
-                d = metrics.paired_bootstrap(preds, ref, name, ref_proto, n_boot=n_boot).loc[scope]
+        for row in scored(point.label, preds, names, scope, n_boot):
+            if (point.label, row["protocol"]) != (ref_label, ref_proto):
+                d = metrics.paired_bootstrap(preds, ref, row["protocol"], ref_proto, n_boot=n_boot).loc[scope]
                 row.update({k: d[k] for k in ("dUF1", "dUF1_lo", "dUF1_hi", "p_UF1", "exceeds_noise")})
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def scored(label: str, preds: Sequence[pd.DataFrame], protocols: Sequence[str], scope: str = "Full",
+           n_boot: int = 1000) -> list[dict]:
+    """One row per protocol for one candidate's per-seed predictions: UF1/UAR mean over seeds with the sd between
+    seeds and a 95% interval over subjects (eq. 8-9)."""
+    rows = []
+    for name in protocols:
+        per_seed = [metrics.scores(p, pred_col=name).loc[scope] for p in preds]
+        b = metrics.bootstrap(preds, pred_col=name, n_boot=n_boot).loc[scope]
+        rows.append({"candidate": label, "protocol": name, "protocol_label": protocol_label(name),
+                     "UF1": b["UF1"], "UF1_sd": np.std([s["UF1"] for s in per_seed], ddof=1) if len(preds) > 1 else np.nan,
+                     "UF1_lo": b["UF1_lo"], "UF1_hi": b["UF1_hi"], "UAR": b["UAR"],
+                     "UAR_sd": np.std([s["UAR"] for s in per_seed], ddof=1) if len(preds) > 1 else np.nan,
+                     "UAR_lo": b["UAR_lo"], "UAR_hi": b["UAR_hi"], "seeds": len(preds)})
+    return rows
 
 
 def ensemble_table(results: SweepResults, sweep: str, labels: Sequence[str], reference: str, protocol: str = "last",
