@@ -9,6 +9,7 @@
   predict    class probabilities of one micro-expression, from its onset and apex frames or a prepared flow map
   train-weights  train a recipe on all 442 samples and write its weights and card (with its 5-seed honest LOSO score)
   weights    rebuild the shipped weights from their card (seconds) and check them against its sha256
+  models     the registered networks with their keys and defaults, and the named presets
   docs       render README.md and docs/*.md from their templates and the files under figures/ (--check: compare)
 """
 from __future__ import annotations
@@ -207,6 +208,12 @@ def cmd_train_weights(args: argparse.Namespace) -> None:
           f"[{score['UF1_lo']:.4f}, {score['UF1_hi']:.4f}], UAR {score['UAR']:.4f}")
 
 
+def cmd_models(args: argparse.Namespace) -> None:
+    from . import presets
+
+    print(presets.report())
+
+
 def cmd_docs(args: argparse.Namespace) -> None:
     from . import docs
 
@@ -297,6 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--out", help="the .safetensors file to write, or a folder for it (default: $HTNET_WEIGHTS, a file "
                                  "or folder, or the user cache)")
     w.set_defaults(fn=cmd_weights)
+
+    m = sub.add_parser("models", help="the registered networks with their keys and defaults, and the named presets")
+    m.set_defaults(fn=cmd_models)
 
     d = sub.add_parser("docs", help="render README.md and docs/*.md from docs/templates/ and the files under figures/")
     d.add_argument("--check", action="store_true", help="write nothing; fail if a page differs from its rendering")

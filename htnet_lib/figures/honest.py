@@ -16,6 +16,7 @@ import pandas as pd
 
 from .. import metrics
 from ..loso import Run, ensemble_predictions, label as protocol_label, parse
+from ..loso.folds import eval_epochs
 from ..studies.sweeps import SweepResults
 from . import finish
 
@@ -23,14 +24,16 @@ HONEST = ("last", "mean@5", "inner", "inner-es@10")
 
 
 def applicable(protocols: Sequence[str], run: Run) -> list[str]:
-    """The honest protocols a run can be scored under (inner ones need inner validation subjects)."""
+    """The honest protocols a run can be scored under (inner ones need inner validation subjects; `mean@k` needs k
+    evaluated epochs)."""
     inner = run.params.train.inner_val_subjects > 0
+    evaluated = len(eval_epochs(run.params.train))
     out = []
     for name in protocols:
-        p, _ = parse(name)
+        p, arg = parse(name)
         if p.reads_test_labels:
             raise ValueError(f"{name!r} reads the held-out labels: not an honest protocol")
-        if not p.needs_inner or inner:
+        if (not p.needs_inner or inner) and not (p.arg_counts_epochs and arg > evaluated):
             out.append(name)
     return out
 

@@ -387,7 +387,7 @@ def finalize(job: Job) -> None:
 
 def _protocols(job: Job) -> list[str]:
     """The protocols a run scores: the default ones, those its folder recorded, those its params name."""
-    return protocols.run_names(job.params, (job.meta or {}).get("protocols", []))
+    return protocols.run_names(job.params, (job.meta or {}).get("protocols", []), where=job.run.dir)
 
 
 def _cannot_write(folder: Path, e: OSError) -> HTNetInputError:
