@@ -118,7 +118,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 40):
             table = pd.read_csv(t2).set_index("source")
             print("\nTable 2 (UF1 / UAR, leave-one-subject-out; ours: mean ± sd [95% interval over subjects]):")
-            for scope in ("Full", "SMIC-HS", "CASME II", "SAMM"):
+            for scope in dict.fromkeys(c.rsplit(" ", 1)[0] for c in table.columns):  # the data's scopes
                 cols = [c for c in table.columns if c.startswith(scope + " ")]
                 print(f"\n{scope}\n" + table[cols].fillna("").to_string())
 

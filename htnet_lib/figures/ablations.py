@@ -18,10 +18,9 @@ import pandas as pd
 
 from .. import metrics, paper_values, release
 from ..loso import label as protocol_label
+from ..models import geometry
 from ..studies.sweeps import SweepResults
 from . import finish
-
-SCOPES = list(metrics.SCOPES)
 
 
 @dataclass(frozen=True)
@@ -149,7 +148,7 @@ def sweep_table(summary: pd.DataFrame, protocol: str = "paper", scopes: tuple[st
         if "paper_UF1" in sc and sc["paper_UF1"].notna().any():
             out[f"{scope} UF1 (paper)"] = sc["paper_UF1"]
             out[f"{scope} UF1 diff"] = sc["diff_UF1"].round(digits)
-    full = s[s["scope"] == SCOPES[0]].set_index("label")
+    full = s[s["scope"] == release.FULL].set_index("label")
     if "dUF1" in full:
         out["Full UF1 vs reference"] = [
             "reference" if pd.isna(r.dUF1) else
@@ -215,15 +214,16 @@ def sweep_figure(summary: pd.DataFrame, sweep: str, paper: str = "", title: str 
 
 
 def geometry_table(study, sweep: str) -> pd.DataFrame:
-    """For each point of a study's sweep: input side, patch size, block sides per level (px), patch grid and tokens
-    per block; the geometry of Table 4's block sizes (`regions.model_inputs` resizes the 28x28 input to the side)."""
+    """For each point of a study's sweep: the network, its input side, what its config says tells its configurations
+    apart (`ModelConfig.describe`; HTNet: block sides per level in px and tokens per block) and, when it reads the four
+    regions tiled, the side each region spans; the geometry of Table 4's block sizes (`regions.model_inputs` resizes
+    the 28x28 input to the side)."""
     rows = []
     for p in study.sweeps[sweep].points:
         m = p.params.model
-        rows.append({"label": p.label, "input side (px)": m.image_size, "patch (px)": m.patch_size,
-                     "blocks bottom/middle/top (px)": "/".join(map(str, m.block_px)),
-                     "patch grid": f"{m.grid}x{m.grid}", "tokens per block": m.block_edge ** 2,
-                     "each region spans (px)": m.image_size // 2})
+        tiled = p.params.train.regions in geometry(m).regions and p.params.train.regions != "whole"
+        rows.append({"label": p.label, "arch": m.arch, "input side (px)": m.image_size, **m.describe(),
+                     **({"each region spans (px)": m.image_size // 2} if tiled else {})})
     return pd.DataFrame(rows)
 
 
@@ -359,7 +359,7 @@ def paper_differences(floor: pd.DataFrame, protocol: str = "paper") -> pd.DataFr
         for setting in t.index:
             if setting == ref:
                 continue
-            for scope in SCOPES:
+            for scope in release.scopes_of(f.reset_index()):
                 for m in ("UF1", "UAR"):
                     col = f"{m} {scope}"
                     if col not in t or (scope, m) not in f.index:

@@ -20,7 +20,6 @@ from ..config import ModelConfig
 from ..loso import Run, label as protocol_label, protocol_scores
 from . import finish
 
-SCOPES = list(metrics.SCOPES)  # the composite's scopes (the paper's Table 2); tables and figures show the data's own
 PAPER = "paper (reported)"
 AUTHORS = "authors' stored predictions"
 
@@ -93,7 +92,7 @@ def table2(runs: Sequence[Run], authors: pd.DataFrame | None = None, n_boot: int
     if authors is not None:
         a = metrics.bootstrap(authors, n_boot=n_boot).reset_index(names="scope")
         frames.append(a.assign(source=AUTHORS, protocol="", seeds=np.nan))
-    shown = release.scopes_of(pd.concat(frames)) if frames else SCOPES
+    shown = release.scopes_of(pd.concat(frames)) if frames else release.scopes()
     p = reported.reset_index(names="scope").assign(source=PAPER, protocol="")
     frames.append(p[p["scope"].isin(shown)])
     out = pd.concat(frames, ignore_index=True)
