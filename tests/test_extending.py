@@ -162,6 +162,23 @@ def test_a_protocol_is_one_registration(folder, registries):
     assert str(run.dir) in str(e.value)
 
 
+def test_a_registered_protocol_reaches_the_ablation_tables_and_figures(folder, registries):
+    """A protocol a study's params name is scored by every run and gets its rows in notebook 04's summaries and its
+    own panel in the sweep's figure."""
+    from htnet_lib.figures import ablations
+    from htnet_lib.studies import load_study, sweeps
+
+    run_section("A protocol", folder)
+    (folder / "loso.yaml").write_text('dim: 16\nheads: 2\nblock_repeats: [1, 1, 1]\nepochs: 2\n'
+                                      'folds: [s01, sub01, "006"]\nprotocols: [vote@2]\nprogress: false\n')
+    (folder / "study.yaml").write_text("base: loso.yaml\nseeds: [0]\nsweeps:\n  heads:\n"
+                                       "    - {heads: 1}\n    - {heads: 2}\n")
+    results = sweeps.run_sweep(load_study(folder / "study.yaml"), progress=False)
+    report = ablations.report(results, "heads", n_boot=20)
+    assert "vote@2" in set(report.summary["protocol"])
+    assert any(ax.get_title() == "ours, majority of the last 2 epochs" for ax in report.figure.axes)
+
+
 def test_a_dataset_is_one_entry_and_gets_its_own_rows(folder, registries):
     from htnet_lib.__main__ import build_parser
     from htnet_lib.figures import results

@@ -77,11 +77,20 @@ def reference_label(results: SweepResults, sweep: str) -> str:
     return next((p.label for p in pts if p.params.fingerprint() == base), pts[0].label)
 
 
-def sweep_summary(results: SweepResults, sweep: str, protocols: tuple[str, ...] = ("paper", "last"),
+def scored_protocols(results: SweepResults, sweep: str) -> tuple[str, ...]:
+    """The protocols every run of the sweep scored (the default ones and any its params name, a registered protocol
+    among them), in the first run's order."""
+    runs = [r for p in results.study.sweeps[sweep].points for r in results.runs[(sweep, p.label)]]
+    return tuple(n for n in runs[0].meta["protocols"] if all(n in r.meta["protocols"] for r in runs))
+
+
+def sweep_summary(results: SweepResults, sweep: str, protocols: tuple[str, ...] | None = None,
                   n_boot: int = 1000) -> pd.DataFrame:
     """One row per (point, protocol, scope): the point's label and swept values, geometry, parameters, training time
     (mean over seeds, with the hardware), ours (UF1/UAR mean, sd, interval over subjects), the paper's cell and the
-    difference (when the sweep names a paper table), and the paired difference from the reference point."""
+    difference (when the sweep names a paper table), and the paired difference from the reference point.
+    `protocols`: default, every protocol the sweep's runs scored (`scored_protocols`)."""
+    protocols = protocols or scored_protocols(results, sweep)
     sw = results.study.sweeps[sweep]
     paper = PAPER_SWEEPS.get(sw.paper)
     prows = paper.rows() if paper else None
@@ -182,9 +191,11 @@ def noise_sentence(summary: pd.DataFrame, protocol: str = "paper", scope: str = 
 
 
 def sweep_figure(summary: pd.DataFrame, sweep: str, paper: str = "", title: str = "", metric: str = "UF1",
-                 protocols: tuple[str, ...] = ("paper", "last")) -> plt.Figure:
-    """Ours (mean over seeds, 95% interval over subjects) per scope against the swept points, one panel per protocol;
-    the paper's values as black crosses on the first panel (the paper protocol), or its stated best as a note."""
+                 protocols: tuple[str, ...] | None = None) -> plt.Figure:
+    """Ours (mean over seeds, 95% interval over subjects) per scope against the swept points, one panel per protocol
+    (default: every protocol of `summary`); the paper's values as black crosses on the paper protocol's panel, or its
+    stated best as a note."""
+    protocols = protocols or tuple(dict.fromkeys(summary["protocol"]))
     ps = PAPER_SWEEPS.get(paper)
     fig, axes = plt.subplots(1, len(protocols), figsize=(5.6 * len(protocols), 3.9), sharey=True, squeeze=False)
     labels = list(dict.fromkeys(summary["label"]))
