@@ -204,9 +204,13 @@ def templates(root: Path | None = None) -> list[Path]:
 def render(root: str | os.PathLike | None = None) -> dict[Path, str]:
     """Every page, rendered from its template and the files under figures/: {output path: text}."""
     root = Path(root) if root is not None else project_root()
+    found = templates(root)
+    if not found:
+        raise HTNetInputError(root / TEMPLATES, None, "no page templates here: run this in the project's checkout "
+                                                      "(or set $HTNET_ROOT)")
     env = environment(root)
     pages = {}
-    for t in templates(root):
+    for t in found:
         rel = (TEMPLATES / t.name).as_posix()
         try:
             text = env.get_template(t.name).render()

@@ -132,3 +132,8 @@ def test_the_readme_shows_the_headline_under_both_protocols_once_notebook_08_wro
     readme = docs.render(copy)[copy / "README.md"]
     line = next(t for t in readme.splitlines() if t.startswith("| honest study: recipe, dim 32, lr 4e-4 (chosen)"))
     assert "| 0.812 ± " in line and f"| {head['UF1'].iloc[0]:.3f} ± " in line
+
+
+def test_rendering_outside_a_project_names_the_missing_templates(tmp_path):
+    with pytest.raises(HTNetInputError, match=r"docs/templates: no page templates here"):
+        docs.render(tmp_path)
