@@ -296,3 +296,8 @@ def test_flops_of_paper_config():
     assert levels["aggregation1"] == 2 * 512 * 1024 * 9 * 4
     assert levels["head"] == 2 * 1024 * 3
     assert flops_by_level(cfg, train=True)["total"] == flops_per_sample(cfg, train=True)
+
+
+def test_tables_and_figures_name_each_network_by_its_entry():
+    assert [registry.network_name(registry.network(a).config()) for a in ("htnet", "ststnet", "offapexnet")] == \
+        ["HTNet", "STSTNet", "OFFApexNet"]

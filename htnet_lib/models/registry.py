@@ -146,6 +146,11 @@ def network(arch: str) -> Network:
     return NETWORKS[arch]
 
 
+def network_name(cfg: ModelConfig) -> str:
+    """The network's name in tables and figures: its config class's name without `Config` (HTNet, STSTNet, ...)."""
+    return network(cfg.arch).config.__name__.removesuffix("Config")
+
+
 def build(cfg: ModelConfig) -> nn.Module:
     """The network `cfg` describes (PyTorch default initialisation from the current RNG state)."""
     return network(cfg.arch).build(cfg)
