@@ -73,6 +73,13 @@ class Figures:
                                   f"{len(found)} rows where {where}; a reference needs exactly one")
         return found[0]
 
+    def chosen(self, ref: str) -> dict[str, Any]:
+        """The one row of `ref` whose candidate the notebook marked `(chosen)` (`standing.mark_chosen`)."""
+        found = [r for r in self.rows(ref) if str(r.get("candidate", "")).endswith(" (chosen)")]
+        if len(found) != 1:
+            raise HTNetInputError(self.dir / f"{ref}.csv", "candidate", f"{len(found)} rows marked (chosen); expected 1")
+        return found[0]
+
     def val(self, ref: str, col: str, fmt: str | None = None, **where: Any) -> Any:
         r = self.row(ref, **where)
         if col not in r:
@@ -181,7 +188,7 @@ def environment(root: Path):
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(root / TEMPLATES)), undefined=jinja2.StrictUndefined,
                              keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
     env.globals.update(
-        rows=figs.rows, row=figs.row, val=figs.val, exists=figs.exists, times=figs.times, files=figs.files,
+        rows=figs.rows, row=figs.row, chosen=figs.chosen, val=figs.val, exists=figs.exists, times=figs.times, files=figs.files,
         bench=figs.bench, provenance=figs.provenance,
         param=lambda ref, key: params_value(root, ref, key),
         faults=lambda: tests_of(root / "tests" / "test_faults.py"),
