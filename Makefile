@@ -11,8 +11,8 @@ ifeq ($(HTNET_DATA_DIR),)
   endif
 endif
 
-# The workplace's CSV transcription of the paper's tables (tests/test_paper_values.py): beside the project when there,
-# and then required; elsewhere those tests are skipped with the reason (the CSVs are not part of the project).
+# A CSV transcription of the paper's tables (tests/test_paper_values.py): beside the project when there, and then
+# required; elsewhere those tests are skipped with the reason (the CSVs are not part of the project).
 ifeq ($(HTNET_PAPER_DIR),)
   ifneq ($(wildcard ../shared/paper/table1_datasets.csv),)
     export HTNET_PAPER_DIR := $(abspath ../shared/paper)

@@ -9,6 +9,8 @@
   predict    class probabilities of one micro-expression, from its onset and apex frames or a prepared flow map
   train-weights  train a recipe on all 442 samples and write its weights and card (with its 5-seed honest LOSO score)
   weights    rebuild the shipped weights from their card (seconds) and check them against its sha256
+  models     the registered networks with their keys and defaults, and the named presets
+  docs       render README.md and docs/*.md from their templates and the files under figures/ (--check: compare)
 """
 from __future__ import annotations
 
@@ -120,7 +122,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
         with pd.option_context("display.width", 250, "display.max_columns", 20, "display.max_colwidth", 40):
             table = pd.read_csv(t2).set_index("source")
             print("\nTable 2 (UF1 / UAR, leave-one-subject-out; ours: mean ± sd [95% interval over subjects]):")
-            for scope in ("Full", "SMIC-HS", "CASME II", "SAMM"):
+            for scope in dict.fromkeys(c.rsplit(" ", 1)[0] for c in table.columns):  # the data's scopes
                 cols = [c for c in table.columns if c.startswith(scope + " ")]
                 print(f"\n{scope}\n" + table[cols].fillna("").to_string())
 
@@ -210,6 +212,27 @@ def cmd_train_weights(args: argparse.Namespace) -> None:
           f"[{score['UF1_lo']:.4f}, {score['UF1_hi']:.4f}], UAR {score['UAR']:.4f}")
 
 
+def cmd_models(args: argparse.Namespace) -> None:
+    from . import presets
+
+    print(presets.report())
+
+
+def cmd_docs(args: argparse.Namespace) -> None:
+    from . import docs
+
+    if args.check:
+        differ = docs.stale()
+        if differ:
+            raise HTNetInputError(differ[0], None, f"{len(differ)} page(s) differ from their template rendered with "
+                                  f"the files under figures/ ({', '.join(p.name for p in differ)}): run "
+                                  f"`python -m htnet_lib docs`")
+        print("every page equals its rendering")
+        return
+    written = docs.write()
+    print("\n".join(f"wrote {p}" for p in written) or "every page was up to date")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="htnet", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -286,6 +309,13 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--out", help="the .safetensors file to write, or a folder for it (default: $HTNET_WEIGHTS, a file "
                                  "or folder, or the user cache)")
     w.set_defaults(fn=cmd_weights)
+
+    m = sub.add_parser("models", help="the registered networks with their keys and defaults, and the named presets")
+    m.set_defaults(fn=cmd_models)
+
+    d = sub.add_parser("docs", help="render README.md and docs/*.md from docs/templates/ and the files under figures/")
+    d.add_argument("--check", action="store_true", help="write nothing; fail if a page differs from its rendering")
+    d.set_defaults(fn=cmd_docs)
 
     from .raw import cli as raw_cli
 

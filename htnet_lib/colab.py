@@ -16,6 +16,7 @@ import tomllib
 from pathlib import Path
 
 HOME = Path(__file__).resolve().parent.parent
+REPOSITORY = "htnet-companion/htnet-companion"  # on GitHub: the badges of README.md and docs/ and the notebooks' clone
 KEEP_COLAB = {"torch", "torchvision", "facenet-pytorch", "ipykernel", "jupyterlab", "papermill"}
 
 

@@ -29,9 +29,6 @@ from ._io import HTNetInputError
 from .data import resolve_data_dir
 from .release import FULL, LABELS, PREDICTIONS_NAME
 
-SCOPES = tuple(release.scopes())  # Full, SMIC-HS, CASME II, SAMM
-
-
 def confusion(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int = 3) -> np.ndarray:
     """Confusion matrix C[true, pred] of counts (scikit-learn's, over all `num_classes` labels)."""
     t = np.asarray(y_true, dtype=np.int64)

@@ -1,10 +1,9 @@
 """Every number the HTNet paper prints, with where it is printed: the project's one source of the paper's values.
 
 Paper: Z. Wang, K. Zhang, W. Luo, R. Sankaranarayana, "HTNet for micro-expression recognition", Neurocomputing 602
-(2024) 128196; arXiv 2307.14637. Its full text was read (the workplace's text extraction with the tables in HTML,
-`../shared/paper/htnet-paper.txt`) and the rows below are its tables and statements. The workplace's CSV transcription
-of Tables 1-5 (`../shared/paper/table*.csv`), whose every cell equals the text's HTML tables, is the check:
-tests/test_paper_values.py compares every value here with it whenever that folder is present. The package needs neither.
+(2024) 128196; arXiv 2307.14637. The rows below are its tables and statements, read from its full text. A CSV transcription of Tables 1-5
+(`$HTNET_PAPER_DIR/table*.csv`), whose every cell equals the text's tables, is the check: tests/test_paper_values.py
+compares every value here with it whenever that folder is given. The package needs neither.
 
 What is here (the constant holds the numbers as printed; the accessor returns a fresh tidy DataFrame on every call):
 

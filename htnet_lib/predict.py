@@ -11,7 +11,7 @@ probabilities. From a prepared map: a release-style 28x28 map and its 224x224 ap
 them as JSON with `--json`. Every bad input (an unreadable file, frames of different sizes, no face found) is one
 `HTNetInputError` naming the file and the field; the command then exits with status 2.
 
-What is checked, and said (issue 18):
+What is checked, and said:
 
 - weights with a JSON card beside them (`save` writes one; the shipped recipe's is `CARD`) are loaded only when their
   tensors' sha256 equals the card's: altered bytes are an error, not a confident wrong answer. Weights without a card
@@ -168,7 +168,7 @@ def build_shipped(dest: str | os.PathLike | None = None, samples=None, progress:
     write it with the card beside it. Returns (path, identical): whether the tensors match the card's sha256.
 
     Training runs on the card's torch thread count (`threads`), whatever the caller's: the order of float sums in
-    torch's CPU kernels depends on it, so another count gives other bytes (issue 18). With that count, the hardware
+    torch's CPU kernels depends on it, so another count gives other bytes. With that count, the hardware
     and the torch the card names, the tensors are the card's; elsewhere rounding may differ. The card written beside
     the weights then names the tensors built here (so `load` checks these bytes) and keeps the shipped card's sha256
     as `card_tensors_sha256`."""

@@ -144,7 +144,7 @@ def record_provenance(path: str | os.PathLike, notebook: str, pdir: Path, starte
 
 def _kernel_config():
     """Kernels encrypt their transport (CurveZMQ keys from jupyter_client's manager, `transport_encryption`) where
-    pyzmq can: without it ipykernel warns on every notebook that code and outputs cross TCP in plain text (issue 18)."""
+    pyzmq can: without it ipykernel warns on every notebook that code and outputs cross TCP in plain text."""
     import zmq
     from traitlets.config import Config
 

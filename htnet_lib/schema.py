@@ -3,7 +3,7 @@
 A `Section` is frozen and strict: an unknown key, a wrong type (`true` for a number, text for an integer), a
 non-finite number (`.nan`, `.inf`) or an out-of-range value raises one `HTNetInputError` naming the key.
 
-One exception to strictness (issue 18): a float key takes text that is a decimal number (`Float`). PyYAML follows
+One exception to strictness: a float key takes text that is a decimal number (`Float`). PyYAML follows
 YAML 1.1, which reads a float only with a dot and a signed exponent: `5e-5` and `1.0e6` come back as text, while
 `5.0e-5` and `1.0e+6` are floats. Such text is read as the number it writes.
 

@@ -96,7 +96,7 @@ def test_session_run_settings_apply_to_every_params_file(tmp_path, monkeypatch):
 
 
 def test_reproduce_levels_resolve_and_an_unknown_one_is_named(tmp_path):
-    """Every documented level (the README's `--params honest --only 07` included) is a folder of params; an unknown
+    """Every documented level (docs/honest.md's `--params honest --only 07` included) is a folder of params; an unknown
     name is one error naming the folder it looked for."""
     from htnet_lib import reproduce
 

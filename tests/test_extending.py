@@ -96,6 +96,32 @@ def test_a_network_is_one_file_and_one_registration(folder, registries):
     path = folder / "w.safetensors"  # weights files of any registered network
     models.save_weights(engines.init_model(params.model, 0), path)
     assert models.load_weights(path).cfg == params.model
+    models.registry.check_contract(params.model)  # the contract the doc states
+
+
+def test_the_network_example_works_inside_the_package_as_the_doc_places_it(tmp_path):
+    """The doc's network file as `htnet_lib/models/tinycnn.py` with its import line at the end of `models/__init__.py`
+    (in a copy of the package): it imports, registers, meets the contract and is listed by `models`."""
+    import shutil
+    import subprocess
+
+    package = tmp_path / "htnet_lib"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "htnet_lib", package,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.safetensors"))
+    code = next(c for lang, c in walkthroughs()["A network"] if FILE.match(c.splitlines()[0]))
+    (package / "models" / "tinycnn.py").write_text(code)
+    init = package / "models" / "__init__.py"
+    init.write_text(init.read_text() + "from . import tinycnn  # noqa: F401\n")
+    check = ("from htnet_lib import models; from htnet_lib.models import registry; "
+             "registry.check_contract(registry.network('tinycnn').config()); print(sorted(models.NETWORKS))")
+    done = subprocess.run([sys.executable, "-c", check], cwd=tmp_path, capture_output=True, text=True,
+                          env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert "'tinycnn'" in done.stdout
+    listed = subprocess.run([sys.executable, "-m", "htnet_lib", "models"], cwd=tmp_path, capture_output=True,
+                            text=True, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
+    assert listed.returncode == 0, listed.stderr
+    assert "tinycnn" in listed.stdout and "width" in listed.stdout
 
 
 def test_a_protocol_is_one_registration(folder, registries):
@@ -120,6 +146,37 @@ def test_a_protocol_is_one_registration(folder, registries):
     with pytest.raises(HTNetInputError) as e:
         config.params_from_dict({"protocols": ["not a name"]}, source="p.yaml")
     assert e.value.field == "protocols"
+    # a k beyond the evaluated epochs (3 here) is an error, for the doc's protocol and the built-in mean@k alike
+    from htnet_lib import loso
+    for name in ("vote@5", "mean@4"):
+        with pytest.raises(HTNetInputError, match=f"{name}' needs .* evaluated epochs") as e:
+            loso.run_loso(ns["params"].replace(protocols=[name]))
+        assert e.value.field == "protocols"
+        with pytest.raises(HTNetInputError, match="this fold has 3"):
+            run.protocol_predictions([name])
+    assert run.protocol_predictions(["mean@3"])["mean@3_epoch"].isna().all()  # mixed epochs: no single epoch
+    # the run folder recorded vote@2: resuming it where vote is not registered names the folder
+    protocols.unregister("vote")
+    with pytest.raises(HTNetInputError, match="'vote@2', which is not registered") as e:
+        protocols.run_names(ns["params"], run.meta["protocols"], where=run.dir)
+    assert str(run.dir) in str(e.value)
+
+
+def test_a_registered_protocol_reaches_the_ablation_tables_and_figures(folder, registries):
+    """A protocol a study's params name is scored by every run and gets its rows in notebook 04's summaries and its
+    own panel in the sweep's figure."""
+    from htnet_lib.figures import ablations
+    from htnet_lib.studies import load_study, sweeps
+
+    run_section("A protocol", folder)
+    (folder / "loso.yaml").write_text('dim: 16\nheads: 2\nblock_repeats: [1, 1, 1]\nepochs: 2\n'
+                                      'folds: [s01, sub01, "006"]\nprotocols: [vote@2]\nprogress: false\n')
+    (folder / "study.yaml").write_text("base: loso.yaml\nseeds: [0]\nsweeps:\n  heads:\n"
+                                       "    - {heads: 1}\n    - {heads: 2}\n")
+    results = sweeps.run_sweep(load_study(folder / "study.yaml"), progress=False)
+    report = ablations.report(results, "heads", n_boot=20)
+    assert "vote@2" in set(report.summary["protocol"])
+    assert any(ax.get_title() == "ours, majority of the last 2 epochs" for ax in report.figure.axes)
 
 
 def test_a_dataset_is_one_entry_and_gets_its_own_rows(folder, registries):

@@ -1,4 +1,4 @@
-"""Issue 18, the last silent failures: tampered weights, damaged frames, no motion, a runs folder that cannot be
+"""The silent failures: tampered weights, damaged frames, no motion, a runs folder that cannot be
 written, recovery that works as advised, exact messages, crashing Ray workers, thread-independent rebuilt weights and
 settings that surprise. Each test names the fault and what the user gets instead: one `HTNetInputError` naming the
 file and the field (exit status 2), a note beside the answer, or a rerun that works."""

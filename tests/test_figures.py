@@ -188,3 +188,21 @@ def test_forest_figure_colours_rows_by_their_interval(no_pyplot_leak, tmp_path):
     assert [matplotlib.colors.to_hex(c) for c in points] == [matplotlib.colors.to_hex(c)
                                                             for c in ("tab:green", "tab:red", "grey")]
     assert save_figure(fig, "forest", out_dir=tmp_path)[0].stat().st_size > 0
+
+
+def test_the_summary_shows_every_protocol_of_a_levels_table2():
+    """Notebook 06 reads the protocols from each level's Table 2 (a registered protocol a run scored included): each
+    gets its rows and its own mark in the figure."""
+    from htnet_lib.figures import summary
+
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "figures"
+    shown = summary.table2_protocols(root / "quick")
+    assert shown[:2] == ("paper", "last") and len(shown) > 2
+    every = summary.collect_levels(root, ["quick"])
+    assert set(every["protocol"]) == set(shown)
+    fig = summary.scatter_levels(every)
+    legend = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    from htnet_lib.loso import label
+    assert all(label(p) in " ".join(legend) for p in shown[2:])

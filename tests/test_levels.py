@@ -1,4 +1,4 @@
-"""The cpu level (issue 15): ablation points trained like Table 2's model, its reference shared with Table 2, the
+"""The cpu level: ablation points trained like Table 2's model, its reference shared with Table 2, the
 noise floor, and whether the paper's ordering holds."""
 from dataclasses import replace
 from pathlib import Path

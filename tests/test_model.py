@@ -242,20 +242,29 @@ def test_vmap_over_stacked_weights_matches_separate_models(cfg):
 
 
 @pytest.mark.parametrize("arch", sorted(registry.NETWORKS))
-def test_every_network_refuses_a_wrong_input_by_name(arch):
-    """Every registered network (its default config) checks its input before any layer runs: a wrong shape or an
-    integer tensor is one error naming the `input` field, the shape it expects and the one it got."""
-    cfg = registry.network(arch).config()
-    net = registry.build(cfg)
-    c, h, w = registry.geometry(cfg).shape
-    for shape in [(2, c + 1, h, w), (2, c, h + 4, w + 4), (c, h, w), (2, h, w, c)]:
-        with pytest.raises(HTNetInputError) as err:
-            net(torch.zeros(shape))
-        assert err.value.field == "input"
-        assert f"(B, {c}, {h}, {w})" in str(err.value) and str(tuple(shape)) in str(err.value)
-    with pytest.raises(HTNetInputError, match="floating-point") as err:
-        net(torch.zeros(2, c, h, w, dtype=torch.uint8))
-    assert err.value.field == "input"
+def test_every_network_meets_the_contract(arch):
+    """Every registered network (its default config) meets the contract of docs/extending.md (`check_contract`):
+    logits of the right shape, and a wrong shape or an integer tensor is one error naming the `input` field, the shape
+    it expects and the one it got."""
+    registry.check_contract(registry.network(arch).config())
+
+
+def test_a_network_that_skips_the_input_check_breaks_the_contract(monkeypatch):
+    from typing import Literal
+
+    from torch import nn
+
+    monkeypatch.setattr(registry, "NETWORKS", dict(registry.NETWORKS))  # the registration does not leak
+    class LaxConfig(registry.ModelConfig):
+        arch: Literal["lax"] = "lax"
+
+    @registry.register_model(LaxConfig)
+    def lax(cfg):
+        return nn.Sequential(nn.Flatten(), nn.LazyLinear(cfg.num_classes))
+
+    with pytest.raises(HTNetInputError, match="'lax' breaks the contract") as e:
+        registry.check_contract(LaxConfig())
+    assert e.value.field == "arch"
 
 
 def test_constructor_needs_model_config():
@@ -287,3 +296,8 @@ def test_flops_of_paper_config():
     assert levels["aggregation1"] == 2 * 512 * 1024 * 9 * 4
     assert levels["head"] == 2 * 1024 * 3
     assert flops_by_level(cfg, train=True)["total"] == flops_per_sample(cfg, train=True)
+
+
+def test_tables_and_figures_name_each_network_by_its_entry():
+    assert [registry.network_name(registry.network(a).config()) for a in ("htnet", "ststnet", "offapexnet")] == \
+        ["HTNet", "STSTNet", "OFFApexNet"]

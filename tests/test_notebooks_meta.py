@@ -17,9 +17,11 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
+from htnet_lib.colab import REPOSITORY
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-REPO = "htnet-companion/htnet-companion"
+REPO = REPOSITORY  # the one place the badges' repository is named
 
 
 def test_there_are_notebooks():

@@ -1,10 +1,9 @@
-"""The recorded paper values (htnet_lib.paper_values): against the workplace's CSV transcription of Tables 1-5, against
-each other, against the real release's counts and against the code's model sizes.
+"""The recorded paper values (htnet_lib.paper_values): against a CSV transcription of Tables 1-5, against each other,
+against the real release's counts and against the code's model sizes.
 
-The CSVs live outside the repository: $HTNET_PAPER_DIR, else ../shared/paper beside the checkout. When
-$HTNET_PAPER_DIR names a folder (as `make test` does when ../shared/paper is there, as on CI) a missing CSV fails;
-otherwise the comparison is skipped with the reason. They are the workplace's transcription, not the authors' data,
-so a user's `make test` (HTNET_REQUIRE_DATA=1) does not need them.
+The CSVs live outside the repository, in $HTNET_PAPER_DIR. When it names a folder (as `make test` does where the
+folder is beside the checkout, as on CI) a missing CSV fails; otherwise the comparison is skipped with the reason. They
+are a transcription, not the authors' data, so a user's `make test` (HTNET_REQUIRE_DATA=1) does not need them.
 """
 from __future__ import annotations
 
@@ -31,11 +30,10 @@ CODE_PARAMS = {(2, 2, 2): 38_968_838, (2, 2, 4): 64_122_374, (2, 2, 6): 89_275_9
 @pytest.fixture(scope="session")
 def paper_dir() -> Path:
     env = os.environ.get("HTNET_PAPER_DIR")
-    where = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "paper"
-    if (where / "table1_datasets.csv").is_file():
-        return where
-    reason = (f"the paper's table CSVs are not in {where} (HTNET_PAPER_DIR)" if env else
-              f"the paper's table CSVs are not in {where} (the default; set HTNET_PAPER_DIR to their folder)")
+    if env and (Path(env) / "table1_datasets.csv").is_file():
+        return Path(env)
+    reason = (f"the paper's table CSVs are not in {env} (HTNET_PAPER_DIR)" if env else
+              "HTNET_PAPER_DIR is not set (the folder of the paper's table CSVs)")
     if env:  # a folder named explicitly (CI, through the Makefile): never pass by skipping
         pytest.fail(reason)
     pytest.skip(reason)

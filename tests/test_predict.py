@@ -1,4 +1,4 @@
-"""`predict` (issue 10): on release samples a prepared map gives exactly the model's own predictions on the same
+"""`predict`: on release samples a prepared map gives exactly the model's own predictions on the same
 inputs; frames go end to end; a missing face, frames of different sizes and unreadable files are one clear error and
 a non-zero exit."""
 import json

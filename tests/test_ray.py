@@ -1,4 +1,4 @@
-"""The Ray executor (issue 11): a smoke sweep on a local Ray with 2 CPUs gives the same predictions as in-process;
+"""The Ray executor: a smoke sweep on a local Ray with 2 CPUs gives the same predictions as in-process;
 asking for Ray without it installed is one clear message. `make test` sets HTNET_REQUIRE_RAY=1 (Ray comes with the
 `cluster` extra it installs), so CI cannot pass by skipping."""
 import builtins

@@ -61,7 +61,7 @@ def _committed_outputs() -> list:
 
 
 def test_committed_outputs_hold_no_machine_paths_or_name():
-    """Standards: committed outputs say nothing about the machine but its hardware (issue 8, hole 9)."""
+    """Committed outputs say nothing about the machine but its hardware."""
     absolute = re.compile(r"(?<![\w.])(/(home|root|work|tmp|Users|mnt|opt|var|private)/|[A-Za-z]:\\\\)")
     host = socket.gethostname()
     for p in _committed_outputs():
@@ -109,38 +109,24 @@ def test_git_revision_is_dirty_for_code_changes_but_not_for_regenerated_figures(
     assert git_revision(tmp_path) == rev + "+dirty"
 
 
-def _readme_figure_rows() -> list[tuple[list[str], str]]:
-    """(name patterns, notebook) of each row of the README's table of files in figures/quick."""
-    lines = (REPO_ROOT / "README.md").read_text().splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("| file in `figures/quick/`"))
-    rows = []
-    for line in lines[start + 2:]:
-        if not line.startswith("|"):
-            break
-        cells = [c.strip() for c in line.strip("|").split("|")]
-        rows.append((re.findall(r"`([^`]+)`", cells[0]), cells[-1]))
-    return rows
+def test_every_committed_figure_file_is_in_the_map_with_the_notebook_that_wrote_it():
+    """The one map from figure to notebook (`figures.summary.FILES`, which the docs pages list with the command that
+    reruns it) claims every committed file, and names the notebook that the provenance record says wrote it."""
+    from htnet_lib.figures.summary import FILES, owner
 
-
-def test_every_committed_quick_file_is_in_the_readme_with_the_notebook_that_wrote_it():
-    """Issue 8, hole 16: the README names each figure's notebook (and `reproduce --only NN` gives it); the provenance
-    record says which notebook wrote each committed file: the two agree."""
-    import fnmatch
-
-    rows = _readme_figure_rows()
-    rec = reproduce.read_provenance(FIGURES_DIR / "quick" / reproduce.PROVENANCE)
     for p in _committed_outputs():
-        if p.parent != FIGURES_DIR / "quick" or p.name == reproduce.PROVENANCE:
+        if p.name == reproduce.PROVENANCE or p.parent.parent != FIGURES_DIR:
             continue
-        said = {nb for names, nb in rows for n in names
-                if fnmatch.fnmatch(p.name, n) or fnmatch.fnmatch(p.stem, n) or p.stem == n}
-        assert said, f"figures/quick/{p.name} is not in the README's table of files"
+        name = owner(p.name)
+        assert name, f"figures/{p.parent.name}/{p.name} is in no entry of figures.summary.FILES"
+        rec = reproduce.read_provenance(p.parent / reproduce.PROVENANCE)
         wrote = {nb[:2] for nb, e in rec.items() if p.name in e["outputs"]}
-        assert said == wrote, f"figures/quick/{p.name}: README says notebook {said}, provenance.json says {wrote}"
+        assert wrote == {FILES[name][0]}, (f"figures/{p.parent.name}/{p.name}: FILES says notebook {FILES[name][0]}, "
+                                           f"provenance.json says {wrote}")
 
 
 def test_progress_in_a_papermill_kernel_is_plain_text_lines(monkeypatch, capsys):
-    """Issue 8, hole 17: under `reproduce` ($HTNET_PROGRESS=log) progress reaches the terminal as text lines on
+    """Under `reproduce` ($HTNET_PROGRESS=log) progress reaches the terminal as text lines on
     stderr, which papermill streams while a cell runs, instead of a notebook widget."""
     from htnet_lib._io import PROGRESS_ENV, progress
 

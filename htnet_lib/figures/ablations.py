@@ -18,10 +18,9 @@ import pandas as pd
 
 from .. import metrics, paper_values, release
 from ..loso import label as protocol_label
+from ..models import geometry
 from ..studies.sweeps import SweepResults
 from . import finish
-
-SCOPES = list(metrics.SCOPES)
 
 
 @dataclass(frozen=True)
@@ -78,11 +77,20 @@ def reference_label(results: SweepResults, sweep: str) -> str:
     return next((p.label for p in pts if p.params.fingerprint() == base), pts[0].label)
 
 
-def sweep_summary(results: SweepResults, sweep: str, protocols: tuple[str, ...] = ("paper", "last"),
+def scored_protocols(results: SweepResults, sweep: str) -> tuple[str, ...]:
+    """The protocols every run of the sweep scored (the default ones and any its params name, a registered protocol
+    among them), in the first run's order."""
+    runs = [r for p in results.study.sweeps[sweep].points for r in results.runs[(sweep, p.label)]]
+    return tuple(n for n in runs[0].meta["protocols"] if all(n in r.meta["protocols"] for r in runs))
+
+
+def sweep_summary(results: SweepResults, sweep: str, protocols: tuple[str, ...] | None = None,
                   n_boot: int = 1000) -> pd.DataFrame:
     """One row per (point, protocol, scope): the point's label and swept values, geometry, parameters, training time
     (mean over seeds, with the hardware), ours (UF1/UAR mean, sd, interval over subjects), the paper's cell and the
-    difference (when the sweep names a paper table), and the paired difference from the reference point."""
+    difference (when the sweep names a paper table), and the paired difference from the reference point.
+    `protocols`: default, every protocol the sweep's runs scored (`scored_protocols`)."""
+    protocols = protocols or scored_protocols(results, sweep)
     sw = results.study.sweeps[sweep]
     paper = PAPER_SWEEPS.get(sw.paper)
     prows = paper.rows() if paper else None
@@ -149,7 +157,7 @@ def sweep_table(summary: pd.DataFrame, protocol: str = "paper", scopes: tuple[st
         if "paper_UF1" in sc and sc["paper_UF1"].notna().any():
             out[f"{scope} UF1 (paper)"] = sc["paper_UF1"]
             out[f"{scope} UF1 diff"] = sc["diff_UF1"].round(digits)
-    full = s[s["scope"] == SCOPES[0]].set_index("label")
+    full = s[s["scope"] == release.FULL].set_index("label")
     if "dUF1" in full:
         out["Full UF1 vs reference"] = [
             "reference" if pd.isna(r.dUF1) else
@@ -183,9 +191,11 @@ def noise_sentence(summary: pd.DataFrame, protocol: str = "paper", scope: str = 
 
 
 def sweep_figure(summary: pd.DataFrame, sweep: str, paper: str = "", title: str = "", metric: str = "UF1",
-                 protocols: tuple[str, ...] = ("paper", "last")) -> plt.Figure:
-    """Ours (mean over seeds, 95% interval over subjects) per scope against the swept points, one panel per protocol;
-    the paper's values as black crosses on the first panel (the paper protocol), or its stated best as a note."""
+                 protocols: tuple[str, ...] | None = None) -> plt.Figure:
+    """Ours (mean over seeds, 95% interval over subjects) per scope against the swept points, one panel per protocol
+    (default: every protocol of `summary`); the paper's values as black crosses on the paper protocol's panel, or its
+    stated best as a note."""
+    protocols = protocols or tuple(dict.fromkeys(summary["protocol"]))
     ps = PAPER_SWEEPS.get(paper)
     fig, axes = plt.subplots(1, len(protocols), figsize=(5.6 * len(protocols), 3.9), sharey=True, squeeze=False)
     labels = list(dict.fromkeys(summary["label"]))
@@ -215,15 +225,16 @@ def sweep_figure(summary: pd.DataFrame, sweep: str, paper: str = "", title: str 
 
 
 def geometry_table(study, sweep: str) -> pd.DataFrame:
-    """For each point of a study's sweep: input side, patch size, block sides per level (px), patch grid and tokens
-    per block; the geometry of Table 4's block sizes (`regions.model_inputs` resizes the 28x28 input to the side)."""
+    """For each point of a study's sweep: the network, its input side, what its config says tells its configurations
+    apart (`ModelConfig.describe`; HTNet: block sides per level in px and tokens per block) and, when it reads the four
+    regions tiled, the side each region spans; the geometry of Table 4's block sizes (`regions.model_inputs` resizes
+    the 28x28 input to the side)."""
     rows = []
     for p in study.sweeps[sweep].points:
         m = p.params.model
-        rows.append({"label": p.label, "input side (px)": m.image_size, "patch (px)": m.patch_size,
-                     "blocks bottom/middle/top (px)": "/".join(map(str, m.block_px)),
-                     "patch grid": f"{m.grid}x{m.grid}", "tokens per block": m.block_edge ** 2,
-                     "each region spans (px)": m.image_size // 2})
+        tiled = p.params.train.regions in geometry(m).regions and p.params.train.regions != "whole"
+        rows.append({"label": p.label, "arch": m.arch, "input side (px)": m.image_size, **m.describe(),
+                     **({"each region spans (px)": m.image_size // 2} if tiled else {})})
     return pd.DataFrame(rows)
 
 
@@ -359,7 +370,7 @@ def paper_differences(floor: pd.DataFrame, protocol: str = "paper") -> pd.DataFr
         for setting in t.index:
             if setting == ref:
                 continue
-            for scope in SCOPES:
+            for scope in release.scopes_of(f.reset_index()):
                 for m in ("UF1", "UAR"):
                     col = f"{m} {scope}"
                     if col not in t or (scope, m) not in f.index:

@@ -10,6 +10,7 @@ import seaborn as sns
 
 from .. import metrics, paper_values, release
 from ..loso import Run, label as protocol_label, seed_summary
+from ..models.registry import network_name
 from . import finish
 
 
@@ -17,8 +18,9 @@ def audit_table(guess_scores: pd.DataFrame, real: Sequence[Run], shuffled: Seque
     """What the paper's selection gives on no information (random guesses, a model trained on shuffled labels) beside
     real runs, each under the paper protocol and at a fixed epoch; mean and sd over repeats/seeds."""
     frames = [metrics.mean_sd(guess_scores).assign(predictions="random guesses (class priors)")]
-    for name, dirs in (("HTNet, real labels", real), ("HTNet, shuffled labels", shuffled)):
+    for what, dirs in (("real labels", real), ("shuffled labels", shuffled)):
         if dirs:
+            name = f"{network_name(dirs[0].params.model)}, {what}"
             s = seed_summary(dirs).rename(columns={"seeds": "n"})
             s = s[s["protocol"].isin(["paper", "last"])]
             frames.append(s.assign(predictions=name))

@@ -16,6 +16,7 @@ import pandas as pd
 
 from .. import metrics
 from ..loso import Run, ensemble_predictions, label as protocol_label, parse
+from ..loso.folds import eval_epochs
 from ..studies.sweeps import SweepResults
 from . import finish
 
@@ -23,14 +24,16 @@ HONEST = ("last", "mean@5", "inner", "inner-es@10")
 
 
 def applicable(protocols: Sequence[str], run: Run) -> list[str]:
-    """The honest protocols a run can be scored under (inner ones need inner validation subjects)."""
+    """The honest protocols a run can be scored under (inner ones need inner validation subjects; `mean@k` needs k
+    evaluated epochs)."""
     inner = run.params.train.inner_val_subjects > 0
+    evaluated = len(eval_epochs(run.params.train))
     out = []
     for name in protocols:
-        p, _ = parse(name)
+        p, arg = parse(name)
         if p.reads_test_labels:
             raise ValueError(f"{name!r} reads the held-out labels: not an honest protocol")
-        if not p.needs_inner or inner:
+        if (not p.needs_inner or inner) and not (p.arg_counts_epochs and arg > evaluated):
             out.append(name)
     return out
 
@@ -57,19 +60,28 @@ def candidate_table(results: SweepResults, sweep: str, reference: tuple[str, str
         runs = results.runs[(sweep, point.label)]
         names = list(protocols) if test_labels else applicable(protocols, runs[0])
         preds = [r.protocol_predictions(names, samples) for r in runs]
-        for name in names:
-            per_seed = [metrics.scores(p, pred_col=name).loc[scope] for p in preds]
-            b = metrics.bootstrap(preds, pred_col=name, n_boot=n_boot).loc[scope]
-            row = {"candidate": point.label, "protocol": name, "protocol_label": protocol_label(name),
-                   "UF1": b["UF1"], "UF1_sd": np.std([s["UF1"] for s in per_seed], ddof=1) if len(preds) > 1 else np.nan,
-                   "UF1_lo": b["UF1_lo"], "UF1_hi": b["UF1_hi"], "UAR": b["UAR"],
-                   "UAR_sd": np.std([s["UAR"] for s in per_seed], ddof=1) if len(preds) > 1 else np.nan,
-                   "UAR_lo": b["UAR_lo"], "UAR_hi": b["UAR_hi"], "seeds": len(preds)}
-            if (point.label, name) != (ref_label, ref_proto):
-                d = metrics.paired_bootstrap(preds, ref, name, ref_proto, n_boot=n_boot).loc[scope]
+        for row in scored(point.label, preds, names, scope, n_boot):
+            if (point.label, row["protocol"]) != (ref_label, ref_proto):
+                d = metrics.paired_bootstrap(preds, ref, row["protocol"], ref_proto, n_boot=n_boot).loc[scope]
                 row.update({k: d[k] for k in ("dUF1", "dUF1_lo", "dUF1_hi", "p_UF1", "exceeds_noise")})
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def scored(label: str, preds: Sequence[pd.DataFrame], protocols: Sequence[str], scope: str = "Full",
+           n_boot: int = 1000) -> list[dict]:
+    """One row per protocol for one candidate's per-seed predictions: UF1/UAR mean over seeds with the sd between
+    seeds and a 95% interval over subjects (eq. 8-9)."""
+    rows = []
+    for name in protocols:
+        per_seed = [metrics.scores(p, pred_col=name).loc[scope] for p in preds]
+        b = metrics.bootstrap(preds, pred_col=name, n_boot=n_boot).loc[scope]
+        rows.append({"candidate": label, "protocol": name, "protocol_label": protocol_label(name),
+                     "UF1": b["UF1"], "UF1_sd": np.std([s["UF1"] for s in per_seed], ddof=1) if len(preds) > 1 else np.nan,
+                     "UF1_lo": b["UF1_lo"], "UF1_hi": b["UF1_hi"], "UAR": b["UAR"],
+                     "UAR_sd": np.std([s["UAR"] for s in per_seed], ddof=1) if len(preds) > 1 else np.nan,
+                     "UAR_lo": b["UAR_lo"], "UAR_hi": b["UAR_hi"], "seeds": len(preds)})
+    return rows
 
 
 def ensemble_table(results: SweepResults, sweep: str, labels: Sequence[str], reference: str, protocol: str = "last",

@@ -17,10 +17,10 @@ import seaborn as sns
 
 from .. import metrics, paper_values, release
 from ..config import ModelConfig
+from ..models.registry import network_name
 from ..loso import Run, label as protocol_label, protocol_scores
 from . import finish
 
-SCOPES = list(metrics.SCOPES)  # the composite's scopes (the paper's Table 2); tables and figures show the data's own
 PAPER = "paper (reported)"
 AUTHORS = "authors' stored predictions"
 
@@ -93,7 +93,7 @@ def table2(runs: Sequence[Run], authors: pd.DataFrame | None = None, n_boot: int
     if authors is not None:
         a = metrics.bootstrap(authors, n_boot=n_boot).reset_index(names="scope")
         frames.append(a.assign(source=AUTHORS, protocol="", seeds=np.nan))
-    shown = release.scopes_of(pd.concat(frames)) if frames else SCOPES
+    shown = release.scopes_of(pd.concat(frames)) if frames else release.scopes()
     p = reported.reset_index(names="scope").assign(source=PAPER, protocol="")
     frames.append(p[p["scope"].isin(shown)])
     out = pd.concat(frames, ignore_index=True)
@@ -286,7 +286,8 @@ def curve_figure(run_curves: pd.DataFrame, guess_curve: pd.DataFrame | None = No
     fig, axes = plt.subplots(1, len(scopes), figsize=(4.2 * len(scopes), 3.6), sharey=True, squeeze=False)
     axes = axes[0]
     reported = paper_values.reported_for(model)[0] if model is not None else paper_values.htnet_table2()
-    data = run_curves.assign(source="HTNet: " + run_curves["protocol"].map(protocol_label))
+    name = network_name(model) if model is not None else "ours"
+    data = run_curves.assign(source=f"{name}: " + run_curves["protocol"].map(protocol_label))
     if guess_curve is not None:
         g = guess_curve[guess_curve["protocol"] == "paper"]
         data = pd.concat([data, g.assign(source="random guesses: " + protocol_label("paper"))], ignore_index=True)

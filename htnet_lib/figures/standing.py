@@ -149,8 +149,28 @@ def reproduced_table(results: SweepResults, protocol: str = "last", n_boot: int 
     inside that interval (else `above` or `below`), with the difference published - ours."""
     t = honest.candidate_table(results, sweep, (results.study.sweeps[sweep].points[0].label, protocol),
                                protocols=(protocol,), n_boot=n_boot)
-    t = t.drop(columns=[c for c in ("dUF1", "dUF1_lo", "dUF1_hi", "p_UF1", "exceeds_noise") if c in t])
+    t = t.drop(columns=[c for c in PAIRED if c in t])
     return against_published(t, reproducing(results.study, sweep))
+
+
+PAIRED = ("dUF1", "dUF1_lo", "dUF1_hi", "p_UF1", "exceeds_noise")
+
+
+def protocols_table(fresh: SweepResults, candidates: Sequence[str], baselines: SweepResults | None = None,
+                    protocols: Sequence[str] = ("paper", "last"), fresh_sweep: str = "fresh",
+                    n_boot: int = 1000) -> pd.DataFrame:
+    """The same runs scored under each of `protocols` (§4.2: the paper's pick of each subject's best epoch, read from
+    its test labels, beside the last epoch): `candidates` of the fresh study and every baseline trained here, one row
+    per (candidate, protocol) as `honest.scored` gives it. How much of a number is the protocol, on runs that chose
+    nothing; for scale only, never a choice."""
+    points = [(fresh, fresh_sweep, label) for label in candidates]
+    if baselines is not None:
+        points += [(baselines, BASELINES, p.label) for p in baselines.study.sweeps[BASELINES].points]
+    rows = []
+    for results, sweep, label in points:
+        preds = honest.point_predictions(results, sweep, label, protocols)
+        rows += honest.scored(label, preds, protocols, n_boot=n_boot)
+    return pd.DataFrame(rows)
 
 
 def against_published(ours: pd.DataFrame, pub: dict[str, published.PublishedBaseline]) -> pd.DataFrame:

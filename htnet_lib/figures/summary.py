@@ -15,9 +15,12 @@ import numpy as np
 import pandas as pd
 
 from .. import paper_values
+from ..loso import label as protocol_label
 from . import finish
 
-# file -> (notebook, what it holds); the notebooks write them, `python -m htnet_lib reproduce` runs the notebooks
+# The one map from figure to notebook to command: file name (or the prefix of `<name>_...` files) -> (notebook, what
+# it holds). The notebooks write them; `python -m htnet_lib reproduce --params LEVEL --only NN` reruns notebook NN
+# (`command`). docs/ pages and the README list it from here (`htnet_lib.docs`).
 FILES = {
     "table1_counts": ("01", "Table 1: subjects and samples per class, ours beside the paper"),
     "table2": ("03", "Table 2, long: ours per protocol (mean, sd, 95% interval), the authors' predictions, the paper"),
@@ -38,7 +41,30 @@ FILES = {
     "paper_differences": ("04", "the paper's own ablation differences (Tables 4-5) against the single-seed floor"),
     "summary": ("06", "this summary: every paper cell beside ours"),
     "summary_levels": ("06", "every paper cell beside ours at each level, both protocols"),
+    "honest_candidates": ("07", "the honest candidates: five seeds, paired differences from the honest baseline"),
+    "honest_ensembles": ("07", "each candidate's seeds averaged into one model"),
+    "honest_inputs": ("07", "the input ablation: official regions, corrected regions, the whole map"),
+    "standing_selection": ("08", "the candidates on the selection seeds, and the one the fixed rule chose"),
+    "standing_fresh": ("08", "the chosen candidate on seeds that chose nothing, beside the honest baseline"),
+    "standing_unseen": ("08", "the headline: the chosen candidate on seeds no study looked at, under both protocols"),
+    "standing_reproduced": ("08", "published baselines trained here at their authors' settings, beside their numbers"),
+    "standing_versus_baselines": ("08", "the headline paired with the baselines trained here"),
+    "standing_published": ("08", "the headline beside the published honest numbers"),
+    "standing_protocols": ("08", "the headline, the honest baseline and the baselines trained here under both protocols"),
 }
+
+
+def owner(file_name: str) -> str | None:
+    """The FILES entry a file in figures/<level>/ belongs to: its stem, or the longest entry it starts with
+    (`table4_block_size_table.csv` -> `table4_block_size`); None when no entry claims it."""
+    stem = Path(file_name).stem
+    keys = [k for k in FILES if stem == k or stem.startswith(k + "_")]
+    return max(keys, key=len) if keys else None
+
+
+def command(name: str, level: str) -> str:
+    """The command that rewrites FILES entry `name` at `level`."""
+    return f"python -m htnet_lib reproduce --params {level} --only {FILES[name][0]}"
 
 
 def index(out_dir: str | os.PathLike) -> pd.DataFrame:
@@ -135,8 +161,24 @@ def scatter(collected: pd.DataFrame) -> plt.Figure:
 
 # ------------------------------------------------------------------------------------- every level on one page
 LEVEL_ORDER = ("smoke", "quick", "cpu", "paper")  # small to large; only the ones with a folder are shown
-PROTOCOL_MARKS = {"paper": ("paper protocol (epoch picked on test labels)", "full"),
-                  "last": ("last epoch (honest: no test label read)", "none")}
+PROTOCOL_MARKS = {"paper": ("paper protocol (epoch picked on test labels)", "full", "o"),
+                  "last": ("last epoch (honest: no test label read)", "none", "o")}
+OTHER_MARKERS = ("s", "^", "D", "v", "P")  # any other protocol a level's Table 2 holds: hollow, one shape each
+
+
+def protocol_mark(proto: str, others: list[str]) -> tuple[str, str, str]:
+    """(legend text, face, marker) of a protocol in the summary's figure; `others`: the protocols without a fixed
+    mark, in order (each gets its own shape)."""
+    if proto in PROTOCOL_MARKS:
+        return PROTOCOL_MARKS[proto]
+    return protocol_label(proto), "none", OTHER_MARKERS[others.index(proto) % len(OTHER_MARKERS)]
+
+
+def table2_protocols(out_dir: str | os.PathLike) -> tuple[str, ...]:
+    """The protocols a level's Table 2 holds (its runs' default ones and any their params name), in its order."""
+    t2 = _read(Path(out_dir), "table2")
+    names = [] if t2 is None else t2["protocol"].dropna().astype(str)
+    return tuple(dict.fromkeys(n for n in names if n))
 
 
 def levels_present(figures_root: str | os.PathLike, include: str | None = None) -> list[str]:
@@ -146,14 +188,15 @@ def levels_present(figures_root: str | os.PathLike, include: str | None = None) 
 
 
 def collect_levels(figures_root: str | os.PathLike, levels: list[str],
-                   protocols: tuple[str, ...] = tuple(PROTOCOL_MARKS)) -> pd.DataFrame:
-    """`collect` for every level and protocol: the same columns plus `level` and `protocol` (Table 1's counts, which
-    no protocol changes, once per level)."""
+                   protocols: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """`collect` for every level and protocol (default: each protocol of the level's Table 2): the same columns plus
+    `level` and `protocol` (Table 1's counts, which no protocol changes, once per level)."""
     frames = []
     for lv in levels:
-        for proto in protocols:
+        shown = protocols or table2_protocols(Path(figures_root) / lv)
+        for proto in shown:
             c = collect(Path(figures_root) / lv, protocol=proto)
-            if proto != protocols[0]:
+            if proto != shown[0]:
                 c = c[c["metric"] != "count"]
             frames.append(c.assign(level=lv, protocol=proto))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -161,8 +204,11 @@ def collect_levels(figures_root: str | os.PathLike, levels: list[str],
 
 def scatter_levels(collected: pd.DataFrame) -> plt.Figure:
     """The paper's value (x) against ours (y, 95% interval over subjects), one panel per level; filled markers for the
-    paper protocol, hollow ones for the last epoch (honest), one colour per item."""
+    paper protocol, hollow ones for the last epoch (honest) and other shapes for any other protocol, one colour per
+    item."""
     d = collected[collected["metric"] != "count"]
+    protos = list(dict.fromkeys(d["protocol"]))
+    others = [p for p in protos if p not in PROTOCOL_MARKS]
     levels = list(dict.fromkeys(d["level"]))
     fig, axes = plt.subplots(1, max(1, len(levels)), figsize=(4.6 * max(1, len(levels)), 4.8), squeeze=False,
                              sharey=True)
@@ -170,8 +216,8 @@ def scatter_levels(collected: pd.DataFrame) -> plt.Figure:
     for ax, lv in zip(axes[0], levels):
         for (item, proto), g in d[d["level"] == lv].groupby(["item", "protocol"], sort=False):
             err = np.vstack([g["ours"] - g["ours_lo"], g["ours_hi"] - g["ours"]])
-            what, face = PROTOCOL_MARKS.get(proto, (proto, "full"))
-            ax.errorbar(g["paper"], g["ours"], yerr=np.nan_to_num(err), fmt="o", ms=4, capsize=2, alpha=0.8,
+            what, face, marker = protocol_mark(proto, others)
+            ax.errorbar(g["paper"], g["ours"], yerr=np.nan_to_num(err), fmt=marker, ms=4, capsize=2, alpha=0.8,
                         color=colours[item], mfc=colours[item] if face == "full" else "none", elinewidth=0.6)
         ax.plot([0, 1], [0, 1], color="black", linewidth=1, linestyle="--")
         ax.set_xlim(0, 1)
@@ -181,8 +227,8 @@ def scatter_levels(collected: pd.DataFrame) -> plt.Figure:
     axes[0, 0].set_ylabel("ours (mean over seeds, 95% interval over subjects)")
     from matplotlib.lines import Line2D
     handles = [Line2D([], [], marker="o", ls="", color=c, label=item) for item, c in colours.items()]
-    handles += [Line2D([], [], marker="o", ls="", color="grey", mfc="grey" if face == "full" else "none", label=what)
-                for what, face in PROTOCOL_MARKS.values()]
+    handles += [Line2D([], [], marker=marker, ls="", color="grey", mfc="grey" if face == "full" else "none",
+                       label=what) for what, face, marker in (protocol_mark(p, others) for p in protos)]
     axes[0, -1].legend(handles=handles, fontsize=7, loc="upper left")
     fig.suptitle("Every cell of the paper beside ours, per level (dashed: ours = paper)", fontsize=10)
     fig.tight_layout()

@@ -17,7 +17,7 @@ fold-epochs.
 
 A Ray task whose worker dies (a crash, the out-of-memory killer, a lost node) is retried once by Ray; when it dies
 again the run stops with `WorkersLost`, one message that names the run and says that rerunning resumes it: the chunks
-finished before are already saved (issue 18).
+finished before are already saved.
 """
 from __future__ import annotations
 

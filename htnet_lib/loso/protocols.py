@@ -25,6 +25,7 @@ import pandas as pd
 from .. import metrics
 from .._io import HTNetInputError
 from .engines import FoldRecord
+from .folds import eval_epochs
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class Protocol:
     choose: Chooser
     takes_arg: bool = False
     needs_inner: bool = False
+    # the argument counts evaluated epochs (mean@k: the last k): a k beyond those a run evaluates is an error, not a
+    # silent average over fewer epochs under a label that says k
+    arg_counts_epochs: bool = False
 
     @property
     def honest(self) -> bool:
@@ -118,7 +122,8 @@ def _inner(view: FoldView, _arg: int | None) -> tuple[np.ndarray, float]:
 
 
 def _mean_last(view: FoldView, k: int | None) -> tuple[np.ndarray, float]:
-    return softmax(view.test_logits[-k:]).mean(0), float(view.epochs[-1])
+    # the probabilities mix k epochs: no single epoch they come from (NaN), unless k is 1
+    return softmax(view.test_logits[-k:]).mean(0), float(view.epochs[-1]) if k == 1 else float("nan")
 
 
 def _inner_early_stop(view: FoldView, patience: int | None) -> tuple[np.ndarray, float]:
@@ -135,6 +140,10 @@ def _inner_early_stop(view: FoldView, patience: int | None) -> tuple[np.ndarray,
     return _at(view, best)
 
 
+def _span(epochs: np.ndarray) -> str:
+    return f"{int(epochs[0])} to {int(epochs[-1])}" if len(epochs) else "none"
+
+
 def _step(epochs: np.ndarray) -> int:
     return int(np.diff(epochs).min()) if len(epochs) > 1 else 1
 
@@ -149,7 +158,8 @@ register(Protocol("inner", "epoch picked on inner subjects", False,
                   "the epoch with the best accuracy on training subjects held out of that fold's training "
                   "(inner_val_subjects), ties to the later epoch", _inner, needs_inner=True))
 register(Protocol("mean", "mean probability of the last {arg} epochs", False,
-                  "the class probabilities averaged over the last k evaluated epochs", _mean_last, takes_arg=True))
+                  "the class probabilities averaged over the last k evaluated epochs", _mean_last, takes_arg=True,
+                  arg_counts_epochs=True))
 register(Protocol("inner-es", "early stopping on inner subjects (patience {arg})", False,
                   "training stops once the inner subjects' accuracy has not improved for k evaluated epochs; the best "
                   "epoch so far is kept (the first of equals)", _inner_early_stop, takes_arg=True, needs_inner=True))
@@ -172,6 +182,9 @@ def parse(name: str, field: str = "protocol") -> tuple[Protocol, int | None]:
 
 def choose(protocol: Protocol, name: str, view: FoldView, arg: int | None) -> tuple[np.ndarray, float]:
     """A protocol's chooser on one fold, its answer checked: class probabilities (n held-out samples, classes)."""
+    if protocol.arg_counts_epochs and arg is not None and not 1 <= arg <= len(view.epochs):
+        raise HTNetInputError(None, "protocols", f"protocol {name!r} needs {arg} evaluated epochs; this fold has "
+                                                 f"{len(view.epochs)} (epochs {_span(view.epochs)})")
     probs, epoch = protocol.choose(view, arg)
     probs = np.asarray(probs)
     shape = (view.test_logits.shape[1], view.test_logits.shape[2])
@@ -199,16 +212,24 @@ def default_names(train: Any) -> list[str]:
     return names + (["inner"] if train.inner_val_subjects else [])
 
 
-def run_names(params: Any, recorded: Sequence[str] = ()) -> list[str]:
+def run_names(params: Any, recorded: Sequence[str] = (), where: Any = None) -> list[str]:
     """The protocols a run scores (`params`: a `config.Params`): the default ones, those its run folder recorded
     before (a finished run's columns never disappear) and those its params name (`protocols:`), each once, checked
-    against the registry (an unknown or malformed one raises naming `protocols`)."""
+    against the registry (an unknown or malformed one raises naming `protocols`; one the run folder `where` recorded
+    but this process has not registered raises naming that folder)."""
     names = list(dict.fromkeys([*default_names(params.train), *recorded, *params.run.protocols]))
     for name in names:
-        p, _ = parse(name, field="protocols")
+        if name in recorded and name.partition("@")[0] not in PROTOCOLS:
+            raise HTNetInputError(where, "protocols", f"this run recorded protocol {name!r}, which is not registered "
+                                                      f"in this process: run the code that registers it first")
+        p, arg = parse(name, field="protocols")
         if p.needs_inner and not params.train.inner_val_subjects:
             raise HTNetInputError(None, "protocols", f"protocol {name!r} needs inner validation subjects "
                                                      f"(inner_val_subjects > 0)")
+        evaluated = len(eval_epochs(params.train))
+        if p.arg_counts_epochs and not 1 <= arg <= evaluated:
+            raise HTNetInputError(None, "protocols", f"protocol {name!r} needs {arg} evaluated epochs; these params "
+                                                     f"evaluate {evaluated} (epochs, eval_every)")
     return names
 
 

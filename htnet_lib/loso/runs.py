@@ -22,7 +22,7 @@ Guarantees:
 - **damaged files**: a fold file that cannot be read, or that does not match the run's folds, is retrained, never
   trusted; a damaged run.json is an error naming it that writes nothing, and once deleted, as the error advises, it
   is rebuilt from the params (the folder's name is their hash) and the fold files (engine and seconds per fold),
-  whether the run had finished or not (issue 18);
+  whether the run had finished or not;
 - **non-finite loss**: a fold whose training loss becomes NaN or infinite stops the run with an error naming the fold
   and the epoch, and that chunk writes nothing.
 
@@ -385,7 +385,7 @@ def finalize(job: Job) -> None:
 
 def _protocols(job: Job) -> list[str]:
     """The protocols a run scores: the default ones, those its folder recorded, those its params name."""
-    return protocols.run_names(job.params, (job.meta or {}).get("protocols", []))
+    return protocols.run_names(job.params, (job.meta or {}).get("protocols", []), where=job.run.dir)
 
 
 def _cannot_write(folder: Path, e: OSError) -> HTNetInputError:

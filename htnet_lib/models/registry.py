@@ -146,6 +146,11 @@ def network(arch: str) -> Network:
     return NETWORKS[arch]
 
 
+def network_name(cfg: ModelConfig) -> str:
+    """The network's name in tables and figures: its config class's name without `Config` (HTNet, STSTNet, ...)."""
+    return network(cfg.arch).config.__name__.removesuffix("Config")
+
+
 def build(cfg: ModelConfig) -> nn.Module:
     """The network `cfg` describes (PyTorch default initialisation from the current RNG state)."""
     return network(cfg.arch).build(cfg)
@@ -205,3 +210,46 @@ def check_input(x: torch.Tensor, channels: int, size: int) -> None:
                                              f"width), got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise HTNetInputError(None, "input", f"expected a floating-point tensor, got {x.dtype}")
+
+
+def check_contract(cfg: ModelConfig, batch: int = 2) -> None:
+    """What every network must meet (docs/extending.md, "A network"), checked on `cfg`'s network; raises
+    `HTNetInputError` naming the `arch` and the broken term:
+
+    1. its config is the registered class of its `arch`, and `build` returns a module carrying that config as `cfg`;
+    2. on a float batch of its geometry, ``(B, *geometry(cfg).shape)``, it returns float logits ``(B, num_classes)``;
+    3. on any other shape, or an integer tensor, it raises `HTNetInputError` naming the field 'input', the shape it
+       expects and the one it got (`check_input` does it) before any layer runs."""
+    arch = cfg.arch
+
+    def broken(term: str) -> HTNetInputError:
+        return HTNetInputError(None, "arch", f"network {arch!r} breaks the contract: {term}")
+
+    if type(cfg) is not network(arch).config:
+        raise broken(f"its config is a {type(cfg).__name__}, not the registered {network(arch).config.__name__}")
+    net = build(cfg)
+    if not isinstance(net, nn.Module) or getattr(net, "cfg", None) is not cfg:
+        raise broken("build must return an nn.Module carrying its config as `cfg`")
+    c, h, w = geometry(cfg).shape
+    with torch.no_grad():
+        out = net.eval()(torch.zeros(batch, c, h, w))
+    if not (isinstance(out, torch.Tensor) and out.is_floating_point() and tuple(out.shape) == (batch, cfg.num_classes)):
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise broken(f"on a (B, {c}, {h}, {w}) float batch it must return float logits (B, {cfg.num_classes}), "
+                     f"returned {shape}")
+    for wrong in [torch.zeros(batch, c + 1, h, w), torch.zeros(batch, c, h + 4, w + 4), torch.zeros(c, h, w),
+                  torch.zeros(batch, h, w, c), torch.zeros(batch, c, h, w, dtype=torch.uint8)]:
+        try:
+            with torch.no_grad():
+                net(wrong)
+        except HTNetInputError as e:
+            named = e.field == "input" and (("floating-point" in str(e)) if not wrong.is_floating_point() else
+                                            f"(B, {c}, {h}, {w})" in str(e) and str(tuple(wrong.shape)) in str(e))
+            if named:
+                continue
+            raise broken(f"on input {tuple(wrong.shape)} {wrong.dtype} it raised {e}, which does not name the "
+                         f"field 'input', the shape expected and the one given") from None
+        except Exception as e:  # noqa: BLE001 -- any other failure is the broken term itself
+            raise broken(f"input {tuple(wrong.shape)} {wrong.dtype} must raise HTNetInputError (field 'input'; "
+                         f"`check_input` in forward), raised {type(e).__name__}: {e}") from None
+        raise broken(f"input {tuple(wrong.shape)} {wrong.dtype} was accepted: call `check_input` first in forward")

@@ -1,4 +1,4 @@
-"""From raw frames to the release (issue 5; §3.1 eq. 1-3, §4.1-4.2).
+"""From raw frames to the release (§3.1 eq. 1-3, §4.1-4.2).
 
 The authors published their preprocessed maps, not the step that makes them. This package makes them from the
 licensed databases, in the release's layout, so that everything downstream (`htnet_lib.data` onwards) is unchanged:

@@ -1,4 +1,4 @@
-"""Throughput of the raw-frames pipeline: samples per second at 640x480 (issue 5's benchmark figure).
+"""Throughput of the raw-frames pipeline: samples per second at 640x480.
 
 `throughput(method, n_samples, size=(640, 480), workers=2)` generates `n_samples` synthetic raw samples (CASME II
 layout: the release's faces at 240 px pasted into 640x480 frames, onset + apex + offset), then times `build_release`

@@ -46,7 +46,7 @@ class SweepResults:
 def run_sweep(study: Study | str | os.PathLike, progress: bool = True, executor: Any = None,
               only: tuple[str, ...] = (), seeds: Sequence[int] = ()) -> SweepResults:
     """Train (or find) every point of the study's sweeps (`only` those named) for every seed (`seeds`: only these of
-    the study's, a piece of a long study that one session can finish; the results then hold those seeds only)."""
+    the study's, a piece of a long study that can be run on its own; the results then hold those seeds only)."""
     study, wanted = _wanted(study, only, seeds)
     runs = loso.run_many([q for _, _, q in wanted], name="loso", progress=progress, executor=executor)
     by_point: dict[tuple[str, str], list[loso.Run]] = {}

@@ -1,0 +1,139 @@
+"""README.md and docs/*.md are rendered from docs/templates/ and the files under figures/ (`htnet_lib.docs`): the
+committed pages equal a fresh rendering, a changed figure file changes them, and a reference to a missing cell is one
+error naming the file and the field."""
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from htnet_lib import docs
+from htnet_lib._io import HTNetInputError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+README_MAX_LINES = 150
+
+
+@pytest.fixture
+def copy(tmp_path) -> Path:
+    """What rendering reads, copied: templates, figures, params, tests/test_faults.py."""
+    for d in ("docs/templates", "figures", "params"):
+        shutil.copytree(REPO_ROOT / d, tmp_path / d)
+    (tmp_path / "tests").mkdir()
+    shutil.copy(REPO_ROOT / "tests" / "test_faults.py", tmp_path / "tests")
+    return tmp_path
+
+
+def test_committed_pages_equal_their_rendering_from_the_committed_figures():
+    differ = docs.stale(REPO_ROOT)
+    assert not differ, f"run `python -m htnet_lib docs`: {[str(p.relative_to(REPO_ROOT)) for p in differ]} differ"
+
+
+def test_the_readme_is_a_front_page():
+    text = (REPO_ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= README_MAX_LINES
+    for needed in ("make run", "make test", "make fetch", "HTNET_DATA_DIR", "figures/quick/table2_uf1.png"):
+        assert needed in text
+    for link in re.findall(r"\]\((docs/[^)#]+)", text):
+        assert (REPO_ROOT / link).is_file(), f"README links to {link}, which does not exist"
+
+
+def test_a_changed_figure_number_changes_the_pages(copy):
+    path = copy / "figures" / "honest" / "standing_fresh.csv"
+    df = pd.read_csv(path)
+    df.loc[df["candidate"] == "recipe, dim 32, lr 4e-4 (chosen)", "UF1"] = 0.4321
+    df.to_csv(path, index=False)
+    pages = docs.render(copy)
+    assert "0.432 ± " in pages[copy / "README.md"]
+    assert "0.432" in pages[copy / "docs" / "honest.md"]
+    committed = (REPO_ROOT / "README.md").read_text()
+    assert pages[copy / "README.md"] != committed
+
+
+def test_a_missing_row_or_column_names_the_file_and_the_field(copy):
+    path = copy / "figures" / "quick" / "table2.csv"
+    df = pd.read_csv(path)
+    df[df["protocol"] != "last"].to_csv(path, index=False)
+    with pytest.raises(HTNetInputError, match=r"table2\.csv.*field 'protocol, scope'.*0 rows"):
+        docs.render(copy)
+    df.drop(columns=["protocol"]).to_csv(path, index=False)
+    with pytest.raises(HTNetInputError, match=r"table2\.csv.*field 'protocol': no such column"):
+        docs.render(copy)
+    path.unlink()
+    with pytest.raises(HTNetInputError, match=r"table2\.csv.*not found"):
+        docs.render(copy)
+
+
+def test_the_fault_page_lists_every_fault_test_with_its_docstring(copy):
+    tests = docs.tests_of(REPO_ROOT / "tests" / "test_faults.py")
+    page = docs.render(copy)[copy / "docs" / "tests.md"]
+    assert tests and all(t["what"] in page and t["doc"] in page for t in tests)
+    with open(copy / "tests" / "test_faults.py", "a") as f:
+        f.write('\n\ndef test_a_new_fault_case():\n    """A new case, picked up when the pages are rendered again."""\n')
+    page = docs.render(copy)[copy / "docs" / "tests.md"]
+    assert "**a new fault case**: A new case, picked up when the pages are rendered again." in page
+
+
+def test_the_speed_page_reads_the_bench_output_when_there_is_one(copy):
+    for p in (copy / "figures").glob(f"*/{docs.BENCH_GLOB}"):
+        p.unlink()
+    assert "No bench output is committed yet" in docs.render(copy)[copy / "docs" / "speed.md"]
+    pd.DataFrame({"engine": ["loop", "batched"], "samples_per_s": [8646.0, 13953.0]}).to_csv(
+        copy / "figures" / "quick" / "bench.csv", index=False)
+    page = docs.render(copy)[copy / "docs" / "speed.md"]
+    assert "figures/quick/bench.csv" in page and "13953" in page
+
+
+def test_every_figure_file_of_a_level_is_listed_with_its_command():
+    files = docs.Figures(REPO_ROOT).files("honest")
+    listed = {f for row in files for f in row["files"]}
+    on_disk = {p.name for p in (REPO_ROOT / "figures" / "honest").glob("*") if p.name != "provenance.json"}
+    assert listed == on_disk
+    assert {r["name"]: r["command"] for r in files}["standing_fresh"] == \
+        "python -m htnet_lib reproduce --params honest --only 08"
+
+
+def test_docs_check_on_the_command_line(copy, tmp_path):
+    env = {"HTNET_ROOT": str(copy), "PATH": "/usr/bin:/bin"}
+    (copy / "notebooks").mkdir()
+    run = [sys.executable, "-m", "htnet_lib", "docs"]
+    assert subprocess.run(run + ["--check"], env=env, cwd=REPO_ROOT, capture_output=True).returncode == 2
+    assert subprocess.run(run, env=env, cwd=REPO_ROOT, capture_output=True).returncode == 0
+    done = subprocess.run(run + ["--check"], env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_no_words_about_how_the_project_was_made():
+    """README, docs, params, code, notebooks and tests speak of the product only."""
+    made = re.compile(r"\bissues? \d+|\bworkplace|\bwas not lent\b|\bno GPU was lent|\.\./shared/", re.IGNORECASE)
+    listed = subprocess.run(["git", "ls-files", "README.md", "docs", "params", "htnet_lib", "tests", "notebooks",
+                             "Makefile", "environment.yml"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+    if not listed.strip():
+        pytest.skip("not a git checkout")
+    found = [f"{p}:{m.group(0)}" for p in listed.split() if (REPO_ROOT / p).suffix not in (".safetensors", ".png")
+             and (REPO_ROOT / p).is_file() and p not in ("tests/test_docs.py", "Makefile")
+             for m in made.finditer((REPO_ROOT / p).read_text(errors="replace"))]
+    assert not found, found
+
+
+def test_the_readme_shows_the_headline_under_both_protocols_once_notebook_08_wrote_it(copy):
+    """Notebook 08's `standing_protocols` (the same runs under the paper's pick and at the last epoch) reaches the
+    README's side-by-side table when it exists."""
+    fresh = pd.read_csv(copy / "figures" / "honest" / "standing_fresh.csv")
+    head = fresh[fresh["candidate"].str.endswith("(chosen)")]
+    both = pd.concat([head.assign(protocol="paper", UF1=0.8123), head.assign(protocol="last")], ignore_index=True)
+    both.drop(columns=["dUF1", "dUF1_lo", "dUF1_hi", "p_UF1", "exceeds_noise"]).to_csv(
+        copy / "figures" / "honest" / "standing_protocols.csv", index=False)
+    readme = docs.render(copy)[copy / "README.md"]
+    line = next(t for t in readme.splitlines() if t.startswith("| honest study: recipe, dim 32, lr 4e-4 (chosen)"))
+    assert "| 0.812 ± " in line and f"| {head['UF1'].iloc[0]:.3f} ± " in line
+
+
+def test_rendering_outside_a_project_names_the_missing_templates(tmp_path):
+    with pytest.raises(HTNetInputError, match=r"docs/templates: no page templates here"):
+        docs.render(tmp_path)
