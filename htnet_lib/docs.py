@@ -117,7 +117,7 @@ class Figures:
             elif p.suffix == ".csv" and not p.with_suffix(".md").is_file():
                 found.append({"file": p.relative_to(self.root).as_posix(), "kind": "table",
                               "text": pd.read_csv(p).to_markdown(index=False, floatfmt="g") + "\n"})
-            elif p.suffix == ".json":
+            elif p.suffix == ".json" and not p.with_suffix(".md").is_file():
                 found.append({"file": p.relative_to(self.root).as_posix(), "kind": "record",
                               "text": json.dumps(json.loads(p.read_text()), indent=2, sort_keys=True) + "\n"})
         return found

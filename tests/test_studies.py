@@ -1,4 +1,5 @@
 """Studies (htnet_lib.studies): one loader for sweep, audit and bench files; sweeps over any key; the protocol audit."""
+import json
 from pathlib import Path
 
 import numpy as np
@@ -148,7 +149,8 @@ def test_a_point_may_start_from_another_params_file(tmp_path, base):
 def test_bench_report_prints_each_ray_placement_against_in_process():
     from htnet_lib.studies.bench import format_report
 
-    eng = {"samples_per_s": 10_000.0, "samples_per_s_all": [10_000], "full_loso_s": 80.0, "flop_per_s": 50e9}
+    eng = {"samples_per_s": 10_000.0, "samples_per_s_all": [10_000], "full_loso_s": 80.0, "flop_per_s": 50e9,
+           "fold_epochs_per_s": 23.0}
     r = {"hardware": "CPU, 2 thread(s)", "threads": 2, "gemm_flop_per_s": 200e9, "gemm_flop_per_s_1_thread": 100e9,
          "ray_workers": 2, "configs": {"quick": {"flops_per_sample": 5e6, "folds": 68, "epochs": 30,
                                                  "engines": {"loop": {**eng, "samples_per_s": 8_000.0},
@@ -158,6 +160,25 @@ def test_bench_report_prints_each_ray_placement_against_in_process():
     assert "50.0 GFLOP/s = 25.0% of GEMM" in text and "best (batched@16) / loop: 1.25x" in text
     assert "Ray (2 one-thread workers, batched@16) 80 s: Ray / in-process speed 0.75x" in text
     assert "Ray (2 one-thread workers, loop) 120 s: Ray / in-process speed 0.50x" in text
+
+
+def test_saved_bench_has_its_tables_and_provenance(tmp_path):
+    """`bench --out` writes the figures as JSON and the tables docs/speed.md shows: each engine's rate, its share of
+    the GEMM rate and its ratio to the loop, and where the fastest engine's time goes."""
+    from htnet_lib.studies.bench import save
+
+    eng = {"samples_per_s": 400.0, "samples_per_s_all": [400], "full_loso_s": 80.0, "flop_per_s": 50e9,
+           "fold_epochs_per_s": 0.92}
+    r = {"hardware": "CPU, 2 thread(s)", "threads": 2, "gemm_flop_per_s": 200e9, "gemm_flop_per_s_1_thread": 100e9,
+         "configs": {"STSTNet": {"flops_per_sample": 1.56e6, "folds": 68, "epochs": 800,
+                                 "engines": {"loop": {**eng, "samples_per_s": 160.0}, "batched@4": eng},
+                                 "profile": {"engine": "batched@4", "ops": [["aten::bmm", 0.25]]}}}}
+    save(r, tmp_path / "bench.json", "params/quick/bench.yaml")
+    saved = json.loads((tmp_path / "bench.json").read_text())
+    assert saved["provenance"]["study"] == "quick/bench.yaml" and saved["configs"] == r["configs"]
+    table = (tmp_path / "bench.md").read_text()
+    assert "| STSTNet | batched@4 | 0.92 | 400 | 50.0 | 25.0% | 2.50x |" in table
+    assert "| STSTNet | batched@4 | `aten::bmm` 25% |" in table and str(tmp_path) not in table
 
 
 def test_every_study_file_of_every_level_loads():

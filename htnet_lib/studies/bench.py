@@ -29,7 +29,7 @@ from pydantic import Field, StrictInt
 
 from .. import data as data_mod
 from .. import regions
-from .._io import atomic_write_json, git_revision, hardware
+from .._io import atomic_write_json, atomic_write_text, git_revision, hardware
 from ..config import Ints, Params, Section
 from ..loso import engines, plan_folds, run_many
 from ..models import flops_per_sample, geometry
@@ -195,6 +195,30 @@ def save(result: dict[str, Any], path: str | os.PathLike, study: str | os.PathLi
     provenance = {"study": Path(study).as_posix().split("params/")[-1], "git revision": git_revision(),
                   "torch": torch.__version__, "date": time.strftime("%Y-%m-%d")}
     atomic_write_json(path, {**result, "provenance": provenance})
+    atomic_write_text(Path(path).with_suffix(".md"), markdown_report({**result, "provenance": provenance}))
+
+
+def markdown_report(r: dict[str, Any]) -> str:
+    """The engine timings and profiles of a saved bench as markdown tables (what docs/speed.md shows)."""
+    gemm = r["gemm_flop_per_s"]
+    p = r.get("provenance", {})
+    out = [f"{r['hardware']}: fp32 GEMM {gemm / 1e9:.1f} GFLOP/s "
+           f"({r['gemm_flop_per_s_1_thread'] / 1e9:.1f} on one thread); `{p.get('study', '')}`, "
+           f"{p.get('date', '')}, revision {p.get('git revision', '')[:7]}, torch {p.get('torch', '')}.", "",
+           "| configuration | engine | fold-epochs/s | samples/s | GFLOP/s | share of GEMM | / loop |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    for name, c in r["configs"].items():
+        loop = c["engines"]["loop"]["samples_per_s"]
+        for eng, e in c["engines"].items():
+            out.append(f"| {name} | {eng} | {e['fold_epochs_per_s']:.2f} | {e['samples_per_s']:.0f} | "
+                       f"{e['flop_per_s'] / 1e9:.1f} | {e['flop_per_s'] / gemm:.1%} | {e['samples_per_s'] / loop:.2f}x |")
+    out += ["", "Where each configuration's fastest engine spends its time (torch.profiler, own time per operation):",
+            "", "| configuration | engine | operations |", "| --- | --- | --- |"]
+    for name, c in r["configs"].items():
+        if "profile" in c:
+            ops = ", ".join(f"`{op}` {share:.0%}" for op, share in c["profile"]["ops"])
+            out.append(f"| {name} | {c['profile']['engine']} | {ops} |")
+    return "\n".join(out) + "\n"
 
 
 def format_report(r: dict[str, Any]) -> str:
