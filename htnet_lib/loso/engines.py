@@ -19,7 +19,6 @@ this device and config (`calibrate_engine`, cached per machine) and keeps the fa
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import json
 import os
@@ -38,7 +37,7 @@ from .._io import HTNetInputError, atomic_write_json, cache_dir
 from ..config import ModelConfig, Params
 from ..models import build, build_on_meta, geometry
 from . import augment, foldwise
-from .folds import FoldPlan, epoch_batches, eval_epochs, fold_labels, fold_seed
+from .folds import FoldPlan, epoch_batches, eval_epochs, fold_labels
 
 
 class TrainingDiverged(HTNetInputError):
@@ -325,10 +324,7 @@ def fit(X: torch.Tensor, y: torch.Tensor, params: Params, seed: int | None = Non
     """One model trained on every sample of `X` (no held-out subject, nothing scored: `epochs` fixed in advance) with
     the loop engine's step: the same batches, augmentation, loss and weight averaging as a LOSO fold. Its seed is
     `fold_seed(seed, 'all')` (what the shipped weights were trained with); returned in eval mode."""
-    seed = params.train.seed if seed is None else seed
-    everything = np.arange(len(X))
-    none = np.zeros(0, np.int64)
-    plan = FoldPlan("all", "", everything, none, none, fold_seed(seed, "all"))
+    plan = FoldPlan.every_sample(len(X), params.train.seed if seed is None else seed)
     return train(X, y, [plan], params, "loop", keep_models=True).models[0]
 
 

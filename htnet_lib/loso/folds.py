@@ -34,6 +34,13 @@ class FoldPlan:
     test_idx: np.ndarray
     seed: int
 
+    @classmethod
+    def every_sample(cls, n: int, seed: int) -> "FoldPlan":
+        """Training on all `n` samples with none held out (a final model, `engines.fit`), under the name 'all': its
+        seed is `fold_seed(seed, 'all')`, what the shipped weights were trained with."""
+        none = np.zeros(0, np.int64)
+        return cls("all", "", np.arange(n), none, none, fold_seed(seed, "all"))
+
 
 def subjects_in_order(samples: pd.DataFrame) -> list[str]:
     """Subjects in order of first appearance in the samples table (the folds' order)."""
