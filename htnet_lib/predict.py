@@ -11,14 +11,16 @@ probabilities. From a prepared map: a release-style 28x28 map and its 224x224 ap
 them as JSON with `--json`. Every bad input (an unreadable file, frames of different sizes, no face found) is one
 `HTNetInputError` naming the file and the field; the command then exits with status 2.
 
-What is checked, and said (issue 18):
+What is checked, and said:
 
 - weights with a JSON card beside them (`save` writes one; the shipped recipe's is `CARD`) are loaded only when their
   tensors' sha256 equals the card's: altered bytes are an error, not a confident wrong answer. Weights without a card
   load, and the result says that nothing could check them (`Predictor.check`);
 - probabilities that are not finite (NaN weights) are an error, never a class;
-- a frame that does not decode completely (a truncated JPEG or PNG) is an error naming it: OpenCV decodes what it
-  can and only warns, so Pillow's strict decoding checks the file first;
+- an image (frame, map or face) that does not decode completely (a truncated JPEG or PNG) or is not the format its
+  extension says is an error naming it (`data.read_image`, the one reader);
+- a face in which MTCNN finds no landmarks gets a warning in the result: the regions then sit at the authors' fixed
+  fallback landmarks;
 - frames between which nothing moved get a warning in the result (`warnings`), by the raw pipeline's own rule
   (`raw.apex.NO_MOTION` on eq. 1's feature difference, what `flags.csv`'s `apex_no_motion` uses).
 """
@@ -168,7 +170,7 @@ def build_shipped(dest: str | os.PathLike | None = None, samples=None, progress:
     write it with the card beside it. Returns (path, identical): whether the tensors match the card's sha256.
 
     Training runs on the card's torch thread count (`threads`), whatever the caller's: the order of float sums in
-    torch's CPU kernels depends on it, so another count gives other bytes (issue 18). With that count, the hardware
+    torch's CPU kernels depends on it, so another count gives other bytes. With that count, the hardware
     and the torch the card names, the tensors are the card's; elsewhere rounding may differ. The card written beside
     the weights then names the tensors built here (so `load` checks these bytes) and keeps the shipped card's sha256
     as `card_tensors_sha256`."""
@@ -224,38 +226,11 @@ def train_final(params, samples=None, seed: int | None = None, progress: bool = 
 
 
 def read_image(path: str | os.PathLike, field: str) -> np.ndarray:
-    """A BGR uint8 image (grey images are expanded); a missing, unreadable or incompletely decodable file raises
-    naming it."""
-    if not os.path.isfile(path):  # before OpenCV, which would print its own warning
-        raise HTNetInputError(path, field, "image missing")
-    check_complete(path, field)
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise HTNetInputError(path, field, "image unreadable (not an image, or corrupt)")
-    return img
+    """A frame as a BGR uint8 image (grey images are expanded), through the project's one image reader
+    (`data.read_image`): a missing, damaged or incompletely decodable file raises naming it."""
+    from .data import read_image as read
 
-
-def check_complete(path: str | os.PathLike, field: str) -> None:
-    """Raise naming the file when Pillow cannot decode it to the end (a truncated or damaged JPEG or PNG).
-
-    OpenCV's imread decodes a truncated JPEG partly, returns it and only prints libjpeg's warning, so the frame would
-    be used. Pillow refuses: `load()` raises on data that ends early (ImageFile.LOAD_TRUNCATED_IMAGES is forced off
-    here), and `verify()` reads a PNG's chunks to IEND with their CRCs. A format Pillow does not know is left to
-    OpenCV, which still refuses what it cannot read."""
-    from PIL import Image, ImageFile, UnidentifiedImageError
-
-    lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
-    try:
-        with Image.open(path) as im:
-            im.verify()
-        with Image.open(path) as im:
-            im.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        return
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise HTNetInputError(path, field, f"image does not decode completely (truncated or corrupt: {e})") from None
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
+    return read(path, field, flags=cv2.IMREAD_COLOR)
 
 
 def frames_to_map(onset: np.ndarray, apex: np.ndarray, onset_path: str = "onset", apex_path: str = "apex",
@@ -282,12 +257,14 @@ def frames_to_map(onset: np.ndarray, apex: np.ndarray, onset_path: str = "onset"
 
 
 def inputs(predictor: Predictor, flow_map: np.ndarray, face_bgr: np.ndarray | None, face_path: str = "face"
-           ) -> torch.Tensor:
-    """The model's input (1, 3, S, S) for one map and its apex face, prepared as the weights were trained."""
+           ) -> tuple[torch.Tensor, list[dict[str, str]]]:
+    """The model's input (1, 3, S, S) for one map and its apex face, prepared as the weights were trained, and the
+    warnings about it (a face without landmarks: the regions sit at the authors' fixed fallback ones)."""
     tr = predictor.train
     if flow_map.shape != release.FLOW_SHAPE or flow_map.dtype != np.uint8:
         raise HTNetInputError(None, "flow_map", f"expected a {release.FLOW_SHAPE} uint8 map, got {flow_map.shape} "
                                                 f"{flow_map.dtype}")
+    warnings: list[dict[str, str]] = []
     if tr.regions == "whole":
         x = flow_map[None]
     else:
@@ -298,9 +275,13 @@ def inputs(predictor: Predictor, flow_map: np.ndarray, face_bgr: np.ndarray | No
         from ._io import torch_threads
 
         with torch_threads(1):
-            pts, _ = regions.face_landmarks(face_bgr, tr.regions, regions._mtcnn())
+            pts, found = regions.face_landmarks(face_bgr, tr.regions, regions._mtcnn())
         x = regions.assemble(flow_map[None], regions.crop_centres(pts[None], tr.regions))
-    return regions.to_tensor(x, tr, geometry(predictor.model.cfg))
+        if not found:
+            warnings.append({"flag": NO_LANDMARKS_FLAG, "detail": f"MTCNN found no face landmarks in {face_path}: "
+                                                                  f"the four regions sit at the authors' fixed "
+                                                                  f"fallback landmarks, not on this face"})
+    return regions.to_tensor(x, tr, geometry(predictor.model.cfg)), warnings
 
 
 def probabilities(predictor: Predictor, x: torch.Tensor) -> np.ndarray:
@@ -325,6 +306,7 @@ def report(probs: np.ndarray, predictor: Predictor, source: dict[str, str],
 
 
 NO_MOTION_FLAG = "no_motion"  # frames between which nothing moved (the raw pipeline's rule; see frames_to_map)
+NO_LANDMARKS_FLAG = "no_landmarks"  # a face without MTCNN landmarks: regions at the fixed fallback ones
 
 
 def predict_frames(onset_path: str | os.PathLike, apex_path: str | os.PathLike, predictor: Predictor | None = None,
@@ -332,8 +314,8 @@ def predict_frames(onset_path: str | os.PathLike, apex_path: str | os.PathLike, 
     predictor = predictor or load()
     fmap, face, moved = frames_to_map(read_image(onset_path, "onset"), read_image(apex_path, "apex"),
                                       str(onset_path), str(apex_path), method)
-    x = inputs(predictor, fmap, face)
-    warnings = [] if moved else [{"flag": NO_MOTION_FLAG, "detail": "no motion found between the onset and apex "
+    x, warnings = inputs(predictor, fmap, face, str(apex_path))
+    warnings += [] if moved else [{"flag": NO_MOTION_FLAG, "detail": "no motion found between the onset and apex "
                                   "faces (the rule with which preprocess-raw flags a sequence): the flow is near zero "
                                   "everywhere, so the class says nothing about an expression"}]
     return report(probabilities(predictor, x), predictor, {"onset": os.path.basename(onset_path),
@@ -343,11 +325,11 @@ def predict_frames(onset_path: str | os.PathLike, apex_path: str | os.PathLike, 
 
 def predict_map(map_path: str | os.PathLike, face_path: str | os.PathLike | None = None,
                 predictor: Predictor | None = None) -> dict[str, Any]:
-    from .data import _read_image
+    from .data import read_image
 
     predictor = predictor or load()
-    fmap = _read_image(str(map_path), release.FLOW_SHAPE, "flow_map")
-    face = _read_image(str(face_path), release.FACE_SHAPE, "face") if face_path else None
-    x = inputs(predictor, fmap, face, str(face_path))
+    fmap = read_image(map_path, "flow_map", release.FLOW_SHAPE)
+    face = read_image(face_path, "face", release.FACE_SHAPE) if face_path else None
+    x, warnings = inputs(predictor, fmap, face, str(face_path))
     source = {"flow_map": os.path.basename(map_path)} | ({"face": os.path.basename(face_path)} if face_path else {})
-    return report(probabilities(predictor, x), predictor, source)
+    return report(probabilities(predictor, x), predictor, source, warnings)

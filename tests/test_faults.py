@@ -355,3 +355,81 @@ def test_reproduce_progress_has_no_kernel_transport_warning(tmp_path, monkeypatc
     out, err = capfd.readouterr()
     assert "cell ran" in out and "[01_t.ipynb] done" in out
     assert "without encryption" not in out + err and "WARNING" not in err, err
+
+
+# ---------------------------------------------------------------- 9. every image through one reader
+
+def damage(release, sample_row, column, how):
+    """Replace one release image (a symlink into the shared release) by a damaged copy; returns its path."""
+    src = sample_row[column]
+    rel = src[src.index("datasets/"):]
+    path = release / rel
+    whole = open(src, "rb").read()
+    path.unlink()
+    if how == "truncated":
+        path.write_bytes(whole[:len(whole) // 2])
+    else:  # the same picture stored as a JPEG under the .png name
+        path.write_bytes(cv2.imencode(".jpg", cv2.imread(src))[1].tobytes())
+    return path
+
+
+@pytest.mark.parametrize("how", ["truncated", "jpeg_named_png"])
+def test_a_damaged_flow_map_inside_the_release_stops_loso_naming_it(release_copy, samples, tmp_path, capfd, how):
+    """A truncated flow map, or a JPEG renamed .png, inside the release stops `loso` before training with an error naming the file."""
+    bad = damage(release_copy, samples.iloc[5], "flow_path", how)
+    yaml = tmp_path / "p.yaml"
+    yaml.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in
+                            {**TINY, "folds": ["s01"], "runs_dir": str(tmp_path / "runs")}.items()))
+    rc, out, err = cli(capfd, "loso", "--params", yaml, "--data-dir", release_copy)
+    line = one_error_line(err)
+    assert rc == 2 and str(bad) in line and ("decode completely" in line if how == "truncated" else "JPEG" in line)
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())
+
+
+def test_a_truncated_face_inside_the_release_is_an_error_naming_it(release_copy, samples):
+    """A truncated apex face inside the release stops the landmark detection with an error naming the file."""
+    from htnet_lib import data, regions
+
+    bad = damage(release_copy, samples.iloc[2], "face_path", "truncated")
+    rows = data.load_samples(release_copy).iloc[:4]
+    with pytest.raises(HTNetInputError, match="decode completely") as e:
+        regions.detect_landmarks(rows, "official", progress=False)
+    assert str(bad) in str(e.value) and e.value.field == "face_path"
+
+
+def test_predict_with_a_truncated_flow_map_or_face_is_an_error_naming_it(tmp_path, samples, capfd):
+    """`predict --flow-map` with a truncated map or a truncated `--face` gives one error naming the file and no answer."""
+    weights = tiny_weights(tmp_path)
+    for opt, col in (("--flow-map", "flow_path"), ("--face", "face_path")):
+        whole = open(samples[col].iloc[0], "rb").read()
+        bad = tmp_path / ("cut" + os.path.splitext(samples[col].iloc[0])[1])
+        bad.write_bytes(whole[:len(whole) // 2])
+        args = {"--flow-map": samples["flow_path"].iloc[0], "--face": samples["face_path"].iloc[0], opt: bad}
+        rc, out, err = cli(capfd, "predict", *[x for kv in args.items() for x in kv], "--weights", weights)
+        assert rc == 2 and str(bad) in one_error_line(err) and "prediction" not in out  # no libjpeg warning either
+
+
+def test_a_face_without_landmarks_is_a_warning_in_the_result(tmp_path, samples):
+    """A noise `--face` with region weights is answered with a `no_landmarks` warning saying the fixed fallback landmarks were used."""
+    p = config.params_from_dict({"dim": 16, "heads": 3, "block_repeats": [1, 1, 1], "regions": "official"})
+    weights = predict.save(init_model(p.model, 3).eval(), p.train, tmp_path / "w.safetensors")
+    noise = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "noise.png"), noise)
+    pred = predict.load(weights)
+    got = predict.predict_map(samples["flow_path"].iloc[0], tmp_path / "noise.png", pred)
+    assert [w["flag"] for w in got["warnings"]] == ["no_landmarks"] and "noise.png" in got["warnings"][0]["detail"]
+    real = predict.predict_map(samples["flow_path"].iloc[309], samples["face_path"].iloc[309], pred)
+    assert real["warnings"] == []
+
+
+def test_an_image_over_the_size_limit_is_one_message_of_the_project(tmp_path):
+    """A 10000x10000 frame is refused with the project's own message stating the size limit, not Pillow's warning."""
+    import warnings
+
+    big = tmp_path / "big.png"
+    cv2.imwrite(str(big), np.zeros((10000, 10000), np.uint8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's DecompressionBombWarning would fail here
+        with pytest.raises(HTNetInputError, match=r"10000x10000 pixels, more than the 50,000,000") as e:
+            predict.read_image(big, "onset")
+    assert e.value.field == "onset" and str(big) in str(e.value)
