@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from . import regions, release
-from ._io import HTNetInputError, atomic_write_json, cache_dir
+from ._io import HTNetInputError, atomic_write_json, cache_dir, check_writable
 from .config import TrainConfig
 from .models import geometry
 from .models.io import load_weights, read_weights_metadata, save_weights, tensors_sha256
@@ -47,6 +47,9 @@ CARD = Path(__file__).with_name("weights") / "htnet-honest.json"  # the shipped 
 WEIGHTS_ENV = "HTNET_WEIGHTS"
 WEIGHTS_NAME = "htnet-honest.safetensors"  # the shipped recipe's file name in a weights folder
 SHIPPED = CARD.with_name(WEIGHTS_NAME)  # the shipped weights (3.6 MB in float16, in git and in the package, beside their card)
+# The shipped tensors' sha256, pinned in the code itself: a copy of the package whose weights were altered and whose
+# card was edited to match still fails (`load`). A test checks that the card names the same.
+SHIPPED_TENSORS_SHA256 = "cc985e6b2459ebf3da91af4f8232a3f4c7637e94ba1eeab0375b518214c54475"
 
 
 def weights_path(value: str | os.PathLike, source: str) -> Path:
@@ -109,6 +112,13 @@ def load(weights: str | os.PathLike | None = None) -> Predictor:
         raise HTNetInputError(path, "htnet_train_config", f"not a JSON object of training keys: {e}") from None
     except HTNetInputError as e:
         raise HTNetInputError(path, f"htnet_train_config.{e.field}", e.problem) from None
+    if path.resolve() == SHIPPED.resolve():
+        got = tensors_sha256(path)
+        if got != SHIPPED_TENSORS_SHA256:
+            raise HTNetInputError(path, "tensors_sha256", f"the shipped weights' tensors have sha256 {got[:16]}..., "
+                                                          f"not the {SHIPPED_TENSORS_SHA256[:16]}... this code pins "
+                                                          f"(predict.SHIPPED_TENSORS_SHA256): the file was altered or "
+                                                          f"damaged, whatever its card says; reinstall the package")
     info, check = check_card(path)
     return Predictor(load_weights(path).eval(), train, str(path), info, check)
 
@@ -177,16 +187,17 @@ def build_shipped(dest: str | os.PathLike | None = None, samples=None, progress:
     from ._io import torch_threads
     from .config import params_from_dict
 
+    path = weights_path(dest, "--out") if dest else rebuild_path()
+    if path.resolve() == SHIPPED.resolve():
+        raise HTNetInputError("--out", None, f"{path} is the shipped file itself: write the rebuild elsewhere and "
+                                             "compare (it is checked against the card's sha256)")
+    for out in (path, path.with_suffix(".json")):
+        check_writable(out, "--out")  # before the training, not after it
     card = json.loads(CARD.read_text())
     params = params_from_dict(card["params"], source=str(CARD)).replace(seeds=[], progress=progress)
     threads = card_threads(card)
     with torch_threads(threads):
         model = train_final(params, samples, seed=card["seed"], progress=progress)
-    path = weights_path(dest, "--out") if dest else rebuild_path()
-    if path.resolve() == SHIPPED.resolve():
-        raise HTNetInputError("--out", None, f"{path} is the shipped file itself: write the rebuild elsewhere and "
-                                             "compare (it is checked against the card's sha256)")
-    path.parent.mkdir(parents=True, exist_ok=True)
     save(model, params.train, path, storage=card.get("storage", "float32"))
     built = tensors_sha256(path)
     identical = built == card["tensors_sha256"]

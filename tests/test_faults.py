@@ -433,3 +433,246 @@ def test_an_image_over_the_size_limit_is_one_message_of_the_project(tmp_path):
         with pytest.raises(HTNetInputError, match=r"10000x10000 pixels, more than the 50,000,000") as e:
             predict.read_image(big, "onset")
     assert e.value.field == "onset" and str(big) in str(e.value)
+
+
+# ---------------------------------------------------------------- 10. output paths checked before the work
+
+def params_file(tmp_path, **values):
+    """A params file of `values` (over TINY, one fold, runs in tmp_path/runs)."""
+    path = tmp_path / "p.yaml"
+    flat = {**TINY, "folds": ["s01"], "runs_dir": str(tmp_path / "runs"), **values}
+    path.write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in flat.items()))
+    return path
+
+
+def test_predict_json_onto_a_folder_or_an_unwritable_place_is_one_message_before_the_answer(tmp_path, samples, capfd):
+    """`predict --json` onto a folder, or under a regular file, stops with status 2 and one message naming the path, before printing any answer."""
+    weights = tiny_weights(tmp_path)
+    (tmp_path / "file").write_text("not a folder")
+    for target in (tmp_path, tmp_path / "file" / "p.json"):
+        rc, out, err = cli(capfd, "predict", "--flow-map", samples["flow_path"].iloc[0], "--weights", weights,
+                           "--json", target)
+        assert rc == 2 and str(target) in one_error_line(err) and "--json" in err and out == ""
+
+
+def test_train_weights_out_checked_before_training(tmp_path, capfd):
+    """`train-weights --out` in a place that cannot be written, or without `.safetensors`, or with an unknown `--protocol`, stops with status 2 before any training."""
+    yaml = params_file(tmp_path)
+    (tmp_path / "file").write_text("not a folder")
+    cases = [(["--out", tmp_path / "file" / "w.safetensors"], str(tmp_path / "file" / "w.safetensors")),
+             (["--out", tmp_path / "weights"], ".safetensors"),  # the rule $HTNET_WEIGHTS follows
+             (["--out", tmp_path / "w.safetensors", "--protocol", "bogus"], "unknown protocol 'bogus'")]
+    for args, said in cases:
+        rc, out, err = cli(capfd, "train-weights", "--params", yaml, *args)
+        assert rc == 2 and said in one_error_line(err)
+    assert not (tmp_path / "runs").exists()  # nothing trained
+
+
+def tiny_project(tmp_path, monkeypatch, code="print('cell ran')"):
+    """A project folder (HTNET_ROOT) with one notebook running `code` and an empty params level `t`."""
+    import nbformat
+
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir(exist_ok=True)
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "language": "python",
+                                                           "display_name": "Python 3"}})
+    nb.cells = [nbformat.v4.new_code_cell("params_dir = ''", metadata={"tags": ["parameters"]}),
+                nbformat.v4.new_code_cell(code)]
+    nbformat.write(nb, nb_dir / "01_t.ipynb")
+    (tmp_path / "params" / "t").mkdir(parents=True, exist_ok=True)
+    monkeypatch.setenv("HTNET_ROOT", str(tmp_path))
+    return tmp_path / "params" / "t"
+
+
+def test_reproduce_with_outputs_that_cannot_be_written_stops_before_any_notebook(tmp_path, monkeypatch, capfd):
+    """`reproduce` whose executed/ or figures/ cannot be written stops with status 2 and one message naming the folder, before any notebook runs."""
+    level = tiny_project(tmp_path, monkeypatch)
+    (tmp_path / "file").write_text("not a folder")
+    rc, out, err = cli(capfd, "reproduce", "--params", level, "--out", tmp_path / "file" / "executed")
+    assert rc == 2 and str(tmp_path / "file" / "executed") in one_error_line(err) and "running" not in out
+    (tmp_path / "figures").write_text("not a folder")
+    rc, out, err = cli(capfd, "reproduce", "--params", level, "--out", tmp_path / "executed")
+    assert rc == 2 and str(tmp_path / "figures" / "t") in one_error_line(err) and "running" not in out
+
+
+def test_a_failed_notebook_does_not_replace_the_good_executed_copy(tmp_path, monkeypatch, capfd):
+    """A notebook that fails in `reproduce` leaves the last good executed copy as it was and keeps the failed one beside it."""
+    from htnet_lib import reproduce
+
+    level = tiny_project(tmp_path, monkeypatch)
+    reproduce.reproduce(str(level), out_dir=tmp_path / "executed")
+    good = tmp_path / "executed" / "01_t.ipynb"
+    before = good.read_bytes()
+    tiny_project(tmp_path, monkeypatch, code="raise RuntimeError('broken cell')")
+    with pytest.raises(SystemExit):
+        reproduce.reproduce(str(level), out_dir=tmp_path / "executed")
+    assert good.read_bytes() == before and "broken cell" in (tmp_path / "executed" / "01_t.failed.ipynb").read_text()
+    assert not list((tmp_path / "executed").glob(".*"))  # no temporary file left
+    capfd.readouterr()
+
+
+# ---------------------------------------------------------------- 11. interrupts
+
+def cli_stopped(capfd, *args) -> tuple[int, str, str]:
+    """`cli` for a command that a (simulated) Ctrl-C stops: an interrupt escaping `main` fails the test, not pytest."""
+    try:
+        return cli(capfd, *args)
+    except KeyboardInterrupt:
+        pytest.fail("the interrupt escaped the command as a traceback")
+
+
+def leftovers(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.name.endswith((".lock", ".tmp")))
+
+
+def test_ctrl_c_during_loso_is_one_line_saying_where_and_status_130(tmp_path, samples, monkeypatch, capfd):
+    """Ctrl-C during `loso` prints one line naming the run folder and the folds done, saying the same command resumes, and exits with status 130, leaving no lock or temporary file."""
+    real, calls = executors.train_chunk, []
+
+    def interrupted_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(executors, "train_chunk", interrupted_second)
+    yaml = params_file(tmp_path, folds=["s01", "s02", "s03"])
+    rc, out, err = cli_stopped(capfd, "loso", "--params", yaml)
+    line = [x for x in err.strip().splitlines() if x.strip()]
+    assert rc == 130 and len(line) == 1 and "1 of 3 folds done" in line[0] and "resumes" in line[0], err
+    run_dir = next((tmp_path / "runs").glob("loso-*"))
+    assert str(run_dir) in line[0] and leftovers(tmp_path / "runs") == []
+    monkeypatch.setattr(executors, "train_chunk", real)
+    rc, out, err = cli(capfd, "loso", "--params", yaml)
+    assert rc == 0 and len(calls) == 2  # resumed: two folds trained, the first one kept
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+def test_what_a_killed_loso_leaves_is_cleared_by_the_next_run(tmp_path, samples, capfd, sig):
+    """After `loso` is killed (SIGKILL, or SIGTERM which exits with status 143), the next run clears the lock and temporary files it left and finishes, leaving none."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    yaml = params_file(tmp_path, folds=["s01", "s02", "s03", "s04", "s05"], epochs=6)
+    proc = subprocess.Popen([sys.executable, "-m", "htnet_lib", "loso", "--params", str(yaml)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not list((tmp_path / "runs").glob("loso-*/folds/*.npz")) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(getattr(signal, sig))  # while a later fold trains
+    _, err = proc.communicate(timeout=60)
+    run_dir = next(d for d in (tmp_path / "runs").glob("loso-*") if d.is_dir())
+    if sig == "SIGKILL":
+        assert proc.returncode == -9 and (tmp_path / "runs" / (run_dir.name + ".lock")).exists()
+        (run_dir / ".predictions.csv.abc123.tmp").write_text("half a file")  # killed during the final write
+    else:
+        assert proc.returncode == 143 and "terminated" in err and "resumes" in err, err
+        assert leftovers(tmp_path / "runs") == []  # SIGTERM stops as Ctrl-C does: nothing left behind
+    rc, out, err = cli(capfd, "loso", "--params", yaml)
+    assert rc == 0 and leftovers(tmp_path / "runs") == [] and (run_dir / "metrics.csv").is_file()
+
+
+# ---------------------------------------------------------------- 12. settings that cost hours, caught first
+
+def test_an_empty_params_file_is_refused_naming_it(tmp_path, capfd):
+    """An empty params file is refused with status 2 and a message naming it, instead of training the paper's model for 800 epochs."""
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing yet\n")
+    with pytest.raises(HTNetInputError, match="empty params file") as e:
+        config.load_params(empty)
+    assert str(empty) in str(e.value)
+    rc, out, err = cli(capfd, "loso", "--params", empty)
+    assert rc == 2 and str(empty) in one_error_line(err)
+
+
+def test_reproduce_only_needs_a_value(capfd):
+    """`reproduce --only` with no value is a usage error (status 2), not a run of every notebook."""
+    with pytest.raises(SystemExit) as e:
+        main(["reproduce", "--params", "smoke", "--only"])
+    assert e.value.code == 2 and "--only" in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("protocols, said", [(["fixed@99"], "epoch 99 is not recorded"),
+                                             (["bogus"], "unknown protocol 'bogus'")])
+def test_a_protocol_that_cannot_be_scored_is_refused_before_training_naming_the_params_file(tmp_path, capfd,
+                                                                                            protocols, said):
+    """A protocol the run cannot score (`fixed@99` with fewer epochs, an unknown name) stops `loso` with status 2 before any training, naming the params file and `protocols`."""
+    yaml = params_file(tmp_path, protocols=protocols)
+    rc, out, err = cli(capfd, "loso", "--params", yaml)
+    line = one_error_line(err)
+    assert rc == 2 and said in line and str(yaml) in line and "'protocols'" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_long_run_says_what_it_trains_and_its_cost_first(tmp_path, samples, monkeypatch, capfd):
+    """A run over the cost threshold (the paper's 800 epochs) first prints what it trains and its estimated FLOPs and hours; a small run prints nothing."""
+    def stop(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(executors, "train_chunk", stop)
+    yaml = tmp_path / "paper.yaml"
+    yaml.write_text(f"regions: whole\nengine: loop\nfolds: [s01]\nruns_dir: {tmp_path / 'runs'}\nprogress: false\n")
+    rc, out, err = cli_stopped(capfd, "loso", "--params", yaml)
+    first = err.strip().splitlines()[0]
+    assert rc == 130 and "training 1 run(s) of htnet: 1 fold(s), 800 fold-epochs" in first and "PFLOP" in first, err
+    (tmp_path / "s").mkdir()
+    small = params_file(tmp_path / "s")
+    rc, out, err = cli_stopped(capfd, "loso", "--params", small)
+    assert rc == 130 and "PFLOP" not in err
+
+
+# ---------------------------------------------------------------- 13. a run name is one folder name
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".."])
+def test_a_run_name_that_is_not_one_folder_name_is_refused(tmp_path, capfd, name):
+    """`loso --name ../escape` (or any name with a path separator) is refused with status 2 and writes nothing outside runs_dir."""
+    yaml = params_file(tmp_path)
+    rc, out, err = cli(capfd, "loso", "--params", yaml, "--name", name)
+    assert rc == 2 and "--name" in one_error_line(err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]
+
+
+# ---------------------------------------------------------------- 14. smaller things
+
+def test_weights_files_follow_the_umask(tmp_path):
+    """Weights files written by `save` get the mode the umask gives every other output, not 0600."""
+    old = os.umask(0o022)
+    try:
+        path = tiny_weights(tmp_path)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_a_tampered_shipped_copy_with_an_edited_card_is_refused(tmp_path, monkeypatch):
+    """Shipped weights altered together with their card are refused: the sha256 pinned in the code does not match."""
+    card = json.loads(predict.CARD.read_text())
+    assert predict.SHIPPED_TENSORS_SHA256 == card["tensors_sha256"] == predict.tensors_sha256(predict.SHIPPED)
+    copy = tmp_path / predict.WEIGHTS_NAME
+    raw = bytearray(predict.SHIPPED.read_bytes())
+    raw[tensor_bytes_start(predict.SHIPPED) + 100] ^= 0xFF
+    copy.write_bytes(bytes(raw))
+    copy.with_suffix(".json").write_text(json.dumps({**card, "tensors_sha256": predict.tensors_sha256(copy)}))
+    monkeypatch.setattr(predict, "SHIPPED", copy)  # the package's copy, as an installed one that was edited
+    monkeypatch.setattr(predict, "CARD", copy.with_suffix(".json"))
+    with pytest.raises(HTNetInputError, match="pins") as e:
+        predict.load(copy)
+    assert e.value.field == "tensors_sha256" and str(copy) in str(e.value)
+
+
+def test_notebooks_under_the_tests_write_their_runs_into_a_temporary_folder(monkeypatch):
+    """The notebooks that `make test` runs write their run folders into a temporary folder, never the checkout's runs/."""
+    import conftest
+
+    monkeypatch.delenv(config.SESSION_ENV, raising=False)
+    monkeypatch.setattr(conftest, "NOTEBOOK_RUNS", {})
+    conftest.pytest_runtest_setup(types.SimpleNamespace(path=conftest.Path("notebooks/03_loso_train.ipynb")))
+    try:
+        runs_dir = conftest.Path(config.load_params(conftest.Path(__file__).parent.parent / "params" / "smoke"
+                                                    / "loso.yaml").run.runs_dir)
+        assert runs_dir.is_absolute() and runs_dir.is_dir() and runs_dir.name.startswith("htnet-notebook-runs-")
+        assert not runs_dir.is_relative_to(conftest.Path(__file__).parent.parent)
+    finally:
+        conftest.pytest_sessionfinish(None)

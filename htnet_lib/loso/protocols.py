@@ -25,6 +25,7 @@ import pandas as pd
 from .. import metrics
 from .._io import HTNetInputError
 from .engines import FoldRecord
+from .folds import eval_epochs
 
 
 @dataclass(frozen=True)
@@ -205,10 +206,14 @@ def run_names(params: Any, recorded: Sequence[str] = ()) -> list[str]:
     against the registry (an unknown or malformed one raises naming `protocols`)."""
     names = list(dict.fromkeys([*default_names(params.train), *recorded, *params.run.protocols]))
     for name in names:
-        p, _ = parse(name, field="protocols")
+        p, arg = parse(name, field="protocols")
         if p.needs_inner and not params.train.inner_val_subjects:
             raise HTNetInputError(None, "protocols", f"protocol {name!r} needs inner validation subjects "
                                                      f"(inner_val_subjects > 0)")
+        if p.choose is _fixed and arg not in eval_epochs(params.train):  # known before training, not after it
+            raise HTNetInputError(None, "protocols", f"{name!r}: epoch {arg} is not recorded (epochs "
+                                                     f"{params.train.epochs}, every {params.train.eval_every}); add "
+                                                     f"it to fixed_epochs, or name a recorded epoch")
     return names
 
 
