@@ -1,7 +1,9 @@
 """Run every numbered notebook in order with papermill, for one params level (smoke, quick or paper).
 
 Sources in `notebooks/` stay clean (no outputs); executed copies go to `executed/<level>/` (ignored by git), and the
-figures and tables to `figures/`. A failing cell stops the run and is printed with its traceback.
+figures and tables to `figures/`. A failing cell stops the run and is printed with its traceback. Both folders are
+checked writable before any notebook runs; a notebook executes into a temporary file renamed onto its executed copy
+only when every cell ran, so a failure replaces no good copy (the failed one is kept as `<name>.failed.ipynb`).
 
 Provenance: after each notebook, `figures/<level>/provenance.json` records what made the files it wrote there: git
 revision, data fingerprint, the params files' hashes and any `--set`, library versions, hardware, seconds, and the

@@ -24,7 +24,11 @@ Guarantees:
   is rebuilt from the params (the folder's name is their hash) and the fold files (engine and seconds per fold),
   whether the run had finished or not (issue 18);
 - **non-finite loss**: a fold whose training loss becomes NaN or infinite stops the run with an error naming the fold
-  and the epoch, and that chunk writes nothing.
+  and the epoch, and that chunk writes nothing;
+- **interrupts**: Ctrl-C (and SIGTERM, on the command line) stops with `Interrupted`, whose message names the run
+  folder and the folds done; the lock and temporary files go with it. A lock or temporary file that a killed process
+  (SIGKILL) left is cleared by the next run of that folder;
+- **cost first**: training over `ANNOUNCE_FLOPS` first prints what it trains and its FLOPs (`announce`).
 
 Several runs (seeds, sweep points) are trained together by `run_many`: every chunk of every run is one task for the
 executor (`loso.executors`), under one progress bar.
