@@ -621,11 +621,12 @@ def test_an_empty_params_file_is_refused_naming_it(tmp_path, capfd):
     assert rc == 2 and str(empty) in one_error_line(err)
 
 
-def test_reproduce_only_needs_a_value(capfd):
+def test_reproduce_only_needs_a_value(tmp_path, monkeypatch, capfd):
     """`reproduce --only` with no value is a usage error (status 2), not a run of every notebook."""
+    level = tiny_project(tmp_path, monkeypatch)  # were it run, only this project's notebook
     with pytest.raises(SystemExit) as e:
-        main(["reproduce", "--params", "smoke", "--only"])
-    assert e.value.code == 2 and "--only" in capfd.readouterr().err
+        main(["reproduce", "--params", str(level), "--out", str(tmp_path / "executed"), "--only"])
+    assert e.value.code == 2 and "--only" in capfd.readouterr().err and not (tmp_path / "executed").exists()
 
 
 @pytest.mark.parametrize("protocols, said", [(["fixed@99"], "epoch 99 is not recorded"),
