@@ -5,10 +5,7 @@ so CI can never pass by skipping them.
 """
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -16,24 +13,6 @@ import pytest
 
 from htnet_lib import data, release
 from htnet_lib._io import HTNetInputError
-from htnet_lib.config import SESSION_ENV
-
-NOTEBOOK_RUNS: dict[str, str] = {}  # the temporary runs folder of this session's notebooks, once made
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item):
-    """Notebooks under nbval train their smoke runs into a temporary folder, not the checkout's runs/: their kernels
-    start after this (nbval's file setup) and inherit $HTNET_SET, the run settings every params file takes."""
-    if item.path.suffix == ".ipynb" and "dir" not in NOTEBOOK_RUNS:
-        NOTEBOOK_RUNS["dir"] = tempfile.mkdtemp(prefix="htnet-notebook-runs-")
-        os.environ[SESSION_ENV] = json.dumps({**json.loads(os.environ.get(SESSION_ENV) or "{}"),
-                                              "runs_dir": NOTEBOOK_RUNS["dir"]})
-
-
-def pytest_sessionfinish(session):
-    if "dir" in NOTEBOOK_RUNS:
-        shutil.rmtree(NOTEBOOK_RUNS.pop("dir"), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

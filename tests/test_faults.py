@@ -701,16 +701,22 @@ def test_a_tampered_shipped_copy_with_an_edited_card_is_refused(tmp_path, monkey
 
 
 def test_notebooks_under_the_tests_write_their_runs_into_a_temporary_folder(monkeypatch):
-    """The notebooks that `make test` runs write their run folders into a temporary folder, never the checkout's runs/."""
-    import conftest
+    """The notebooks that `make test` runs write their run folders into a temporary folder, never the checkout's runs/.
 
-    monkeypatch.delenv(config.SESSION_ENV, raising=False)
-    monkeypatch.setattr(conftest, "NOTEBOOK_RUNS", {})
-    conftest.pytest_runtest_setup(types.SimpleNamespace(path=conftest.Path("notebooks/03_loso_train.ipynb")))
+    nbval's notebooks are items under notebooks/, so the hook is notebooks/conftest.py's (loaded here by path)."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("notebooks_conftest", root / "notebooks" / "conftest.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+    monkeypatch.setenv(config.SESSION_ENV, "{}")  # restored (unset) after the test: the hook's setting stays here
+    hooks.pytest_runtest_setup(types.SimpleNamespace(path=root / "notebooks" / "03_loso_train.ipynb"))
     try:
-        runs_dir = conftest.Path(config.load_params(conftest.Path(__file__).parent.parent / "params" / "smoke"
-                                                    / "loso.yaml").run.runs_dir)
+        runs_dir = Path(config.load_params(root / "params" / "smoke" / "loso.yaml").run.runs_dir)
         assert runs_dir.is_absolute() and runs_dir.is_dir() and runs_dir.name.startswith("htnet-notebook-runs-")
-        assert not runs_dir.is_relative_to(conftest.Path(__file__).parent.parent)
+        assert not runs_dir.is_relative_to(root)
     finally:
-        conftest.pytest_sessionfinish(None)
+        hooks.pytest_sessionfinish(None)
+    assert not runs_dir.exists()  # removed when the session ends
