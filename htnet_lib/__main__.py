@@ -131,12 +131,14 @@ def cmd_predict(args: argparse.Namespace) -> None:
     import json
 
     from . import predict
-    from ._io import atomic_write_json
+    from ._io import atomic_write_json, check_writable
 
     if bool(args.flow_map) == bool(args.onset or args.apex):
         raise HTNetInputError("--flow-map", None, "give either --onset and --apex (frames) or --flow-map (and --face)")
     if not args.flow_map and not (args.onset and args.apex):
         raise HTNetInputError("--onset" if not args.onset else "--apex", None, "both --onset and --apex are needed")
+    if args.json:
+        check_writable(args.json, "--json")
     predictor = predict.load(args.weights)
     result = predict.predict_map(args.flow_map, args.face, predictor) if args.flow_map else \
         predict.predict_frames(args.onset, args.apex, predictor, method=args.method)
@@ -173,11 +175,18 @@ def cmd_train_weights(args: argparse.Namespace) -> None:
     import torch
 
     from . import data, loso, metrics, predict
-    from ._io import atomic_write_json, git_revision, hardware, torch_threads
+    from ._io import atomic_write_json, check_writable, git_revision, hardware, torch_threads
     from .config import load_params
     from .models import load_weights
 
     params = load_params(args.params, parse_set(args.set))
+    try:  # checked before the training it would otherwise follow
+        loso.run_names(params.replace(protocols=[args.protocol]))
+    except HTNetInputError as e:
+        raise HTNetInputError("--protocol", None, e.problem) from None
+    out = predict.weights_path(args.out, "--out")  # the rule $HTNET_WEIGHTS follows
+    for path in (out, out.with_suffix(".json")):
+        check_writable(path, "--out")
     samples = data.load_samples(params.run.data_dir or None)
     runs = loso.run_seeds(params, samples=samples)  # the recipe's honest LOSO score (found when trained before)
     preds = [r.protocol_predictions([args.protocol], samples) for r in runs]
@@ -200,7 +209,7 @@ def cmd_train_weights(args: argparse.Namespace) -> None:
                                  "seeds": [r.seed for r in runs], "runs": [r.id for r in runs]}}
     if args.set:
         card["set"] = list(args.set)  # the params file's values these replaced
-    path = predict.save(model, params.train, args.out, storage=args.storage)
+    path = predict.save(model, params.train, out, storage=args.storage)
     if args.storage != "float32":  # what storing them smaller changes: the classes and probabilities on every sample
         card["storage"] = args.storage
         card[f"{args.storage}_check"] = predict.storage_check(model, load_weights(path), params, samples)
@@ -278,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("reproduce", help="run every notebook in order with papermill")
     r.add_argument("--params", default="quick", help="smoke, quick, paper, or a params folder")
-    r.add_argument("--only", nargs="*", help="notebook number prefixes, e.g. 03 05")
+    r.add_argument("--only", nargs="+", help="notebook number prefixes, e.g. 03 05")
     r.add_argument("--out", help="folder for the executed notebooks (default executed/<level>)")
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a run setting for every notebook (executor=ray, device=cuda, workers=4, ...)")
@@ -300,7 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     tw.add_argument("--params", default="params/honest/loso.yaml")
     tw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     tw.add_argument("--protocol", default="last", help="the honest protocol the card's LOSO score uses")
-    tw.add_argument("--out", required=True, help="the .safetensors file to write (a .json card beside it)")
+    tw.add_argument("--out", required=True, help="the .safetensors file to write (a .json card beside it), or a folder "
+                                                 "for it (an existing one, or end it with /), as $HTNET_WEIGHTS")
     tw.add_argument("--storage", default="float32", choices=["float32", "float16"],
                     help="the type the tensors are kept in (float16: half the bytes; the card says what it changes)")
     tw.set_defaults(fn=cmd_train_weights)
@@ -323,8 +333,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as an interrupt so that the work stops as after Ctrl-C: locks released, temporary files gone."""
+
+
+def _terminate(signum, frame):
+    raise _Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command: 0 when it worked, 2 for bad input (one line naming the file or option), 130 after Ctrl-C and
+    143 after SIGTERM (one line saying where the work stopped)."""
+    import signal
+    import threading
+
     args = build_parser().parse_args(argv)
+    main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+    before = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     try:
         if hasattr(args, "fn"):
             args.fn(args)
@@ -333,6 +358,13 @@ def main(argv: list[str] | None = None) -> int:
     except HTNetInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as e:
+        terminated = isinstance(e, _Terminated) or isinstance(e.__context__, _Terminated)
+        print(f"{'terminated' if terminated else 'interrupted'}" + (f": {e}" if str(e) else ""), file=sys.stderr)
+        return 143 if terminated else 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, before)
 
 
 if __name__ == "__main__":

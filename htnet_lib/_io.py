@@ -62,22 +62,45 @@ class HTNetInputError(ValueError):
         super().__init__(f"{prefix}: {problem}" if prefix else problem)
 
 
+def check_writable(path: str | os.PathLike, field: str | None = None, folder: bool = False) -> Path:
+    """Check before the work that an output can be written: `path` (a file, or with `folder` a folder) is not the
+    other kind, and a file can be created where it goes (the nearest existing folder, probed with a temporary file:
+    permissions, read-only file systems and root all answer as they will for the write). Raises `HTNetInputError`
+    naming the path and `field`; creates nothing."""
+    path = Path(path)
+    if path.exists() and path.is_dir() != folder:
+        raise HTNetInputError(path, field, "is a folder: give a file name" if not folder else "is a file, not a folder")
+    start = path if folder else path.parent
+    existing = next(d for d in (start, *start.parents) if d.exists())
+    if not existing.is_dir():
+        raise HTNetInputError(path, field, f"cannot be written: {existing} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-check.", suffix=".tmp", dir=existing)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise HTNetInputError(path, field, f"cannot be written ({e.strerror or e} in {existing}); give a place this "
+                                           f"process can write") from None
+    return path
+
+
 @contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it onto `path` only if the block succeeds.
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """Yield a temporary path beside `path` (ending in `suffix`); rename it onto `path` only if the block succeeds.
 
     Readers never see a half-written file and a killed process leaves the old file intact.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600; give the file the mode open() would
     try:
         yield tmp_path
+        # mkstemp makes 0600, and some writers (safetensors) create their file anew so: the mode open() would give
+        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -253,15 +253,27 @@ def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None, ex
                 overrides_source: str = "--set") -> Params:
     """Read a flat YAML params file (see module docstring). `overrides` win over the file; an error they cause is
     blamed on `overrides_source` (the command line's `--set`, or a study file's overrides), not on the file. Run
-    settings of the session (`session_overrides`) apply last."""
+    settings of the session (`session_overrides`) apply last. An empty file is refused (every key at its default is
+    the paper's model trained for 800 epochs: hours, never what an empty file meant), and the protocols the params
+    name are checked against the registry and the recorded epochs here, before any training."""
     raw = read_yaml_mapping(path, "params")
-    params = params_from_dict(raw, source=str(path), extra_keys=extra_keys)
+    if not raw:
+        raise HTNetInputError(path, None, "empty params file: with every key at its default it would train the "
+                                          "paper's model for 800 epochs; write the keys you mean (e.g. epochs, dim)")
+    source = str(path)
+    params = params_from_dict(raw, source=source, extra_keys=extra_keys)
     if overrides:
-        params = params_from_dict({**raw, **overrides}, source=f"{overrides_source} (over {path})",
-                                  extra_keys=extra_keys)
+        source = f"{overrides_source} (over {path})"
+        params = params_from_dict({**raw, **overrides}, source=source, extra_keys=extra_keys)
     session = session_overrides()
     if session:
         params = params_from_dict({**params.to_flat(), **session}, source="--set", extra_keys=tuple(params.extra))
+    from .loso.protocols import run_names
+
+    try:
+        run_names(params)
+    except HTNetInputError as e:
+        raise HTNetInputError(source, e.field, e.problem) from None
     return params
 
 

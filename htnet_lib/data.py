@@ -143,13 +143,26 @@ def check_complete(samples: pd.DataFrame) -> None:
                                                       f"samples only with allow_incomplete: true")
 
 
-def _read_image(path: str, expected: tuple[int, int, int], field: str) -> np.ndarray:
-    # IMREAD_UNCHANGED: IMREAD_COLOR would silently expand a one-channel (grayscale) image to three equal channels
+MAX_PIXELS = 50_000_000  # the largest image read (8K video frames are 33 megapixels): larger is refused undecoded
+
+
+def read_image(path: str | os.PathLike, field: str, expected: tuple[int, int, int] | None = None,
+               flags: int = cv2.IMREAD_UNCHANGED) -> np.ndarray:
+    """The one reader of every image the project reads (release maps and faces, frames, raw frames): the image as
+    OpenCV decodes it with `flags` (default: as stored), or `HTNetInputError` naming the file and `field`
+    when it is missing, is not the format its extension says (a JPEG named .png), holds more than `MAX_PIXELS`
+    pixels (a decompression bomb), does not decode completely (a truncated JPEG or PNG), or differs from `expected`
+    (shape, 8 bits)."""
     if not os.path.isfile(path):  # before OpenCV, which would print its own warning
         raise HTNetInputError(path, field, "image missing")
-    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    raw = Path(path).read_bytes()
+    _check_decodes(raw, path, field)
+    # IMREAD_UNCHANGED: IMREAD_COLOR would silently expand a one-channel (grayscale) image to three equal channels
+    img = cv2.imdecode(np.frombuffer(raw, np.uint8), flags)
     if img is None:
         raise HTNetInputError(path, field, "image unreadable (not an image, or corrupt)")
+    if expected is None:
+        return img
     if img.dtype != np.uint8:
         raise HTNetInputError(path, field, f"image is {img.dtype}, expected 8-bit")
     channels = 1 if img.ndim == 2 else img.shape[2]
@@ -161,16 +174,58 @@ def _read_image(path: str, expected: tuple[int, int, int], field: str) -> np.nda
     return img
 
 
+def _check_decodes(raw: bytes, path: str | os.PathLike, field: str) -> None:
+    """Raise naming the file unless Pillow decodes `raw` to its end, in the format its extension names.
+
+    OpenCV decodes a truncated JPEG partly, returns it and only prints libjpeg's warning, and reads a JPEG named .png,
+    so the damage would be used. Pillow refuses: `load()` raises on data that ends early (LOAD_TRUNCATED_IMAGES is
+    forced off here), and `verify()` reads a PNG's chunks to IEND with their CRCs. A format Pillow does not know is
+    left to OpenCV, which still refuses what it cannot read."""
+    import warnings
+
+    from PIL import Image, ImageFile, UnidentifiedImageError
+
+    same = {"MPO": "JPEG"}  # a camera's multi-picture JPEG is a JPEG
+    lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the limit is MAX_PIXELS, said below
+            with Image.open(io.BytesIO(raw)) as im:
+                fmt, (w, h) = same.get(im.format, im.format), im.size
+                if w * h <= MAX_PIXELS:
+                    im.verify()
+            if w * h <= MAX_PIXELS:
+                with Image.open(io.BytesIO(raw)) as im:
+                    im.load()
+    except UnidentifiedImageError:
+        return
+    except Image.DecompressionBombError:
+        w = h = None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise HTNetInputError(path, field, f"image does not decode completely (truncated or corrupt: {e})") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
+    if w is None or w * h > MAX_PIXELS:
+        size = f"{w}x{h} pixels" if w else "too many pixels"
+        raise HTNetInputError(path, field, f"image of {size}, more than the {MAX_PIXELS:,} this project reads "
+                                           f"(a decompression bomb, or a frame to scale down first)")
+    suffix = Path(path).suffix.lower()
+    named = Image.registered_extensions().get(suffix)
+    if named and same.get(named, named) != fmt:
+        raise HTNetInputError(path, field, f"a {fmt} image named {suffix}, which means {named}: renamed or damaged; "
+                                           f"save it as {named} or give it its own extension")
+
+
 def load_flow_maps(samples: pd.DataFrame, progress: bool = False) -> np.ndarray:
     """(N, 28, 28, 3) uint8 flow maps in OpenCV order (strain, v, u), raw 0..255, as the authors' code reads them."""
     paths = samples["flow_path"].tolist()
     it = progress_bar(paths, desc="flow maps", disable=not progress)
-    return np.stack([_read_image(p, release.FLOW_SHAPE, "flow_path") for p in it])
+    return np.stack([read_image(p, "flow_path", release.FLOW_SHAPE) for p in it])
 
 
 def load_face(path: str) -> np.ndarray:
     """One 224x224 apex face as an RGB uint8 array."""
-    return cv2.cvtColor(_read_image(path, release.FACE_SHAPE, "face_path"), cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(read_image(path, "face_path", release.FACE_SHAPE), cv2.COLOR_BGR2RGB)
 
 
 def class_counts(samples: pd.DataFrame) -> pd.DataFrame:

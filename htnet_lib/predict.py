@@ -17,8 +17,10 @@ What is checked, and said:
   tensors' sha256 equals the card's: altered bytes are an error, not a confident wrong answer. Weights without a card
   load, and the result says that nothing could check them (`Predictor.check`);
 - probabilities that are not finite (NaN weights) are an error, never a class;
-- a frame that does not decode completely (a truncated JPEG or PNG) is an error naming it: OpenCV decodes what it
-  can and only warns, so Pillow's strict decoding checks the file first;
+- an image (frame, map or face) that does not decode completely (a truncated JPEG or PNG) or is not the format its
+  extension says is an error naming it (`data.read_image`, the one reader);
+- a face in which MTCNN finds no landmarks gets a warning in the result: the regions then sit at the authors' fixed
+  fallback landmarks;
 - frames between which nothing moved get a warning in the result (`warnings`), by the raw pipeline's own rule
   (`raw.apex.NO_MOTION` on eq. 1's feature difference, what `flags.csv`'s `apex_no_motion` uses).
 """
@@ -36,7 +38,7 @@ import torch
 from torch import nn
 
 from . import regions, release
-from ._io import HTNetInputError, atomic_write_json, cache_dir
+from ._io import HTNetInputError, atomic_write_json, cache_dir, check_writable
 from .config import TrainConfig
 from .models import geometry
 from .models.io import load_weights, read_weights_metadata, save_weights, tensors_sha256
@@ -45,6 +47,9 @@ CARD = Path(__file__).with_name("weights") / "htnet-honest.json"  # the shipped 
 WEIGHTS_ENV = "HTNET_WEIGHTS"
 WEIGHTS_NAME = "htnet-honest.safetensors"  # the shipped recipe's file name in a weights folder
 SHIPPED = CARD.with_name(WEIGHTS_NAME)  # the shipped weights (3.6 MB in float16, in git and in the package, beside their card)
+# The shipped tensors' sha256, pinned in the code itself: a copy of the package whose weights were altered and whose
+# card was edited to match still fails (`load`). A test checks that the card names the same.
+SHIPPED_TENSORS_SHA256 = "cc985e6b2459ebf3da91af4f8232a3f4c7637e94ba1eeab0375b518214c54475"
 
 
 def weights_path(value: str | os.PathLike, source: str) -> Path:
@@ -107,6 +112,13 @@ def load(weights: str | os.PathLike | None = None) -> Predictor:
         raise HTNetInputError(path, "htnet_train_config", f"not a JSON object of training keys: {e}") from None
     except HTNetInputError as e:
         raise HTNetInputError(path, f"htnet_train_config.{e.field}", e.problem) from None
+    if path.resolve() == SHIPPED.resolve():
+        got = tensors_sha256(path)
+        if got != SHIPPED_TENSORS_SHA256:
+            raise HTNetInputError(path, "tensors_sha256", f"the shipped weights' tensors have sha256 {got[:16]}..., "
+                                                          f"not the {SHIPPED_TENSORS_SHA256[:16]}... this code pins "
+                                                          f"(predict.SHIPPED_TENSORS_SHA256): the file was altered or "
+                                                          f"damaged, whatever its card says; reinstall the package")
     info, check = check_card(path)
     return Predictor(load_weights(path).eval(), train, str(path), info, check)
 
@@ -175,16 +187,17 @@ def build_shipped(dest: str | os.PathLike | None = None, samples=None, progress:
     from ._io import torch_threads
     from .config import params_from_dict
 
+    path = weights_path(dest, "--out") if dest else rebuild_path()
+    if path.resolve() == SHIPPED.resolve():
+        raise HTNetInputError("--out", None, f"{path} is the shipped file itself: write the rebuild elsewhere and "
+                                             "compare (it is checked against the card's sha256)")
+    for out in (path, path.with_suffix(".json")):
+        check_writable(out, "--out")  # before the training, not after it
     card = json.loads(CARD.read_text())
     params = params_from_dict(card["params"], source=str(CARD)).replace(seeds=[], progress=progress)
     threads = card_threads(card)
     with torch_threads(threads):
         model = train_final(params, samples, seed=card["seed"], progress=progress)
-    path = weights_path(dest, "--out") if dest else rebuild_path()
-    if path.resolve() == SHIPPED.resolve():
-        raise HTNetInputError("--out", None, f"{path} is the shipped file itself: write the rebuild elsewhere and "
-                                             "compare (it is checked against the card's sha256)")
-    path.parent.mkdir(parents=True, exist_ok=True)
     save(model, params.train, path, storage=card.get("storage", "float32"))
     built = tensors_sha256(path)
     identical = built == card["tensors_sha256"]
@@ -224,38 +237,11 @@ def train_final(params, samples=None, seed: int | None = None, progress: bool = 
 
 
 def read_image(path: str | os.PathLike, field: str) -> np.ndarray:
-    """A BGR uint8 image (grey images are expanded); a missing, unreadable or incompletely decodable file raises
-    naming it."""
-    if not os.path.isfile(path):  # before OpenCV, which would print its own warning
-        raise HTNetInputError(path, field, "image missing")
-    check_complete(path, field)
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise HTNetInputError(path, field, "image unreadable (not an image, or corrupt)")
-    return img
+    """A frame as a BGR uint8 image (grey images are expanded), through the project's one image reader
+    (`data.read_image`): a missing, damaged or incompletely decodable file raises naming it."""
+    from .data import read_image as read
 
-
-def check_complete(path: str | os.PathLike, field: str) -> None:
-    """Raise naming the file when Pillow cannot decode it to the end (a truncated or damaged JPEG or PNG).
-
-    OpenCV's imread decodes a truncated JPEG partly, returns it and only prints libjpeg's warning, so the frame would
-    be used. Pillow refuses: `load()` raises on data that ends early (ImageFile.LOAD_TRUNCATED_IMAGES is forced off
-    here), and `verify()` reads a PNG's chunks to IEND with their CRCs. A format Pillow does not know is left to
-    OpenCV, which still refuses what it cannot read."""
-    from PIL import Image, ImageFile, UnidentifiedImageError
-
-    lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
-    try:
-        with Image.open(path) as im:
-            im.verify()
-        with Image.open(path) as im:
-            im.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError):
-        return
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise HTNetInputError(path, field, f"image does not decode completely (truncated or corrupt: {e})") from None
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
+    return read(path, field, flags=cv2.IMREAD_COLOR)
 
 
 def frames_to_map(onset: np.ndarray, apex: np.ndarray, onset_path: str = "onset", apex_path: str = "apex",
@@ -282,12 +268,14 @@ def frames_to_map(onset: np.ndarray, apex: np.ndarray, onset_path: str = "onset"
 
 
 def inputs(predictor: Predictor, flow_map: np.ndarray, face_bgr: np.ndarray | None, face_path: str = "face"
-           ) -> torch.Tensor:
-    """The model's input (1, 3, S, S) for one map and its apex face, prepared as the weights were trained."""
+           ) -> tuple[torch.Tensor, list[dict[str, str]]]:
+    """The model's input (1, 3, S, S) for one map and its apex face, prepared as the weights were trained, and the
+    warnings about it (a face without landmarks: the regions sit at the authors' fixed fallback ones)."""
     tr = predictor.train
     if flow_map.shape != release.FLOW_SHAPE or flow_map.dtype != np.uint8:
         raise HTNetInputError(None, "flow_map", f"expected a {release.FLOW_SHAPE} uint8 map, got {flow_map.shape} "
                                                 f"{flow_map.dtype}")
+    warnings: list[dict[str, str]] = []
     if tr.regions == "whole":
         x = flow_map[None]
     else:
@@ -298,9 +286,13 @@ def inputs(predictor: Predictor, flow_map: np.ndarray, face_bgr: np.ndarray | No
         from ._io import torch_threads
 
         with torch_threads(1):
-            pts, _ = regions.face_landmarks(face_bgr, tr.regions, regions._mtcnn())
+            pts, found = regions.face_landmarks(face_bgr, tr.regions, regions._mtcnn())
         x = regions.assemble(flow_map[None], regions.crop_centres(pts[None], tr.regions))
-    return regions.to_tensor(x, tr, geometry(predictor.model.cfg))
+        if not found:
+            warnings.append({"flag": NO_LANDMARKS_FLAG, "detail": f"MTCNN found no face landmarks in {face_path}: "
+                                                                  f"the four regions sit at the authors' fixed "
+                                                                  f"fallback landmarks, not on this face"})
+    return regions.to_tensor(x, tr, geometry(predictor.model.cfg)), warnings
 
 
 def probabilities(predictor: Predictor, x: torch.Tensor) -> np.ndarray:
@@ -325,6 +317,7 @@ def report(probs: np.ndarray, predictor: Predictor, source: dict[str, str],
 
 
 NO_MOTION_FLAG = "no_motion"  # frames between which nothing moved (the raw pipeline's rule; see frames_to_map)
+NO_LANDMARKS_FLAG = "no_landmarks"  # a face without MTCNN landmarks: regions at the fixed fallback ones
 
 
 def predict_frames(onset_path: str | os.PathLike, apex_path: str | os.PathLike, predictor: Predictor | None = None,
@@ -332,8 +325,8 @@ def predict_frames(onset_path: str | os.PathLike, apex_path: str | os.PathLike, 
     predictor = predictor or load()
     fmap, face, moved = frames_to_map(read_image(onset_path, "onset"), read_image(apex_path, "apex"),
                                       str(onset_path), str(apex_path), method)
-    x = inputs(predictor, fmap, face)
-    warnings = [] if moved else [{"flag": NO_MOTION_FLAG, "detail": "no motion found between the onset and apex "
+    x, warnings = inputs(predictor, fmap, face, str(apex_path))
+    warnings += [] if moved else [{"flag": NO_MOTION_FLAG, "detail": "no motion found between the onset and apex "
                                   "faces (the rule with which preprocess-raw flags a sequence): the flow is near zero "
                                   "everywhere, so the class says nothing about an expression"}]
     return report(probabilities(predictor, x), predictor, {"onset": os.path.basename(onset_path),
@@ -343,11 +336,11 @@ def predict_frames(onset_path: str | os.PathLike, apex_path: str | os.PathLike, 
 
 def predict_map(map_path: str | os.PathLike, face_path: str | os.PathLike | None = None,
                 predictor: Predictor | None = None) -> dict[str, Any]:
-    from .data import _read_image
+    from .data import read_image
 
     predictor = predictor or load()
-    fmap = _read_image(str(map_path), release.FLOW_SHAPE, "flow_map")
-    face = _read_image(str(face_path), release.FACE_SHAPE, "face") if face_path else None
-    x = inputs(predictor, fmap, face, str(face_path))
+    fmap = read_image(map_path, "flow_map", release.FLOW_SHAPE)
+    face = read_image(face_path, "face", release.FACE_SHAPE) if face_path else None
+    x, warnings = inputs(predictor, fmap, face, str(face_path))
     source = {"flow_map": os.path.basename(map_path)} | ({"face": os.path.basename(face_path)} if face_path else {})
-    return report(probabilities(predictor, x), predictor, source)
+    return report(probabilities(predictor, x), predictor, source, warnings)

@@ -32,7 +32,7 @@ from einops import rearrange
 
 
 from ._io import HTNetInputError, atomic_path, cache_dir, progress as progress_bar, torch_threads
-from .data import fingerprint, load_face
+from .data import fingerprint, load_face, read_image
 from .models.registry import InputGeometry
 from .release import MAP_SIZE
 
@@ -101,10 +101,8 @@ def _detect_rows(samples: pd.DataFrame, variant: Variant, mtcnn, progress: bool)
     rows = []
     for subject, sample, path in progress_bar(list(zip(samples["subject"], samples["sample"], samples["face_path"])),
                                               desc=f"MTCNN landmarks ({variant})", disable=not progress):
-        bgr = cv2.imread(path, cv2.IMREAD_COLOR) if variant == "official" else \
+        bgr = read_image(path, "face_path", flags=cv2.IMREAD_COLOR) if variant == "official" else \
             cv2.cvtColor(load_face(path), cv2.COLOR_RGB2BGR)
-        if bgr is None:
-            raise HTNetInputError(path, "face_path", "image missing or unreadable")
         pts, detected = face_landmarks(bgr, variant, mtcnn)
         row = {"subject": subject, "sample": sample, "detected": detected}
         for i, (x, y) in enumerate(pts):

@@ -1,7 +1,9 @@
 """Run every numbered notebook in order with papermill, for one params level (smoke, quick or paper).
 
 Sources in `notebooks/` stay clean (no outputs); executed copies go to `executed/<level>/` (ignored by git), and the
-figures and tables to `figures/`. A failing cell stops the run and is printed with its traceback.
+figures and tables to `figures/`. A failing cell stops the run and is printed with its traceback. Both folders are
+checked writable before any notebook runs; a notebook executes into a temporary file renamed onto its executed copy
+only when every cell ran, so a failure replaces no good copy (the failed one is kept as `<name>.failed.ipynb`).
 
 Provenance: after each notebook, `figures/<level>/provenance.json` records what made the files it wrote there: git
 revision, data fingerprint, the params files' hashes and any `--set`, library versions, hardware, seconds, and the
@@ -25,8 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._io import (PROGRESS_ENV, HTNetInputError, atomic_write_json, figures_dir, git_revision, hardware, project_root,
-                  sha256_file)
+from ._io import (PROGRESS_ENV, HTNetInputError, atomic_path, atomic_write_json, check_writable, figures_dir,
+                  git_revision, hardware, project_root, sha256_file)
 
 LEVELS = ("smoke", "quick", "cpu", "paper", "honest")
 # The notebooks a level runs when `--only` is not given (default: all). cpu: Table 2 and the ablations trained like it,
@@ -66,11 +68,14 @@ def reproduce(level: str = "quick", only: list[str] | None = None, out_dir: str 
     pdir = params_dir(level)
     root = project_root()
     out = Path(out_dir) if out_dir else root / "executed" / pdir.name
-    out.mkdir(parents=True, exist_ok=True)
     only = only or list(LEVEL_NOTEBOOKS.get(pdir.name, ()))
     chosen = [nb for nb in notebooks() if not only or any(nb.name.startswith(o) for o in only)]
     if not chosen:
         raise HTNetInputError(None, "only", f"no notebook matches {only}")
+    # where the outputs go is checked before any notebook runs, not after the first one's work
+    check_writable(out, "--out", folder=True)
+    check_writable(figures_dir() / pdir.name, "figures", folder=True)
+    out.mkdir(parents=True, exist_ok=True)
     record = figures_dir() / pdir.name / PROVENANCE
     read_provenance(record)  # a damaged record stops the run before any notebook, not after the first
     done = []
@@ -80,19 +85,31 @@ def reproduce(level: str = "quick", only: list[str] | None = None, out_dir: str 
         print(f"[{nb.name}] running with {pdir.relative_to(root) if pdir.is_relative_to(root) else pdir}",
               flush=True)
         try:
-            with _progress_as_text():
-                pm.execute_notebook(str(nb), str(target), parameters={"params_dir": str(pdir)}, cwd=str(root),
-                                    kernel_name="python3", progress_bar=False, stdout_file=sys.stdout,
-                                    stderr_file=sys.stderr, config=_kernel_config())
+            # executed into a temporary file, renamed onto the last good copy only when every cell ran
+            with _progress_as_text(), atomic_path(target, suffix=".ipynb") as tmp:
+                try:
+                    pm.execute_notebook(str(nb), str(tmp), parameters={"params_dir": str(pdir)}, cwd=str(root),
+                                        kernel_name="python3", progress_bar=False, stdout_file=sys.stdout,
+                                        stderr_file=sys.stderr, config=_kernel_config())
+                except pm.PapermillExecutionError:
+                    os.replace(tmp, failed_copy(target))
+                    raise
         except pm.PapermillExecutionError as e:
             print(f"\n[{nb.name}] failed in cell {e.exec_count}:\n{e.source}\n\n{e.ename}: {e.evalue}\n"
-                  f"(executed copy with the error: {target})", file=sys.stderr)
+                  f"(executed copy with the error: {failed_copy(target)}; {target} is unchanged)", file=sys.stderr)
             raise SystemExit(1) from None
+        except OSError as e:  # the outputs' folder changed under the run
+            raise HTNetInputError(e.filename or out, None, f"cannot write ({e.strerror or e})") from None
         seconds = time.perf_counter() - t0
         record_provenance(record, nb.name, pdir, started, seconds)
         print(f"[{nb.name}] done in {seconds:.0f} s -> {target}", flush=True)
         done.append(target)
     return done
+
+
+def failed_copy(target: Path) -> Path:
+    """Where a notebook that failed is kept executed, beside its last good copy (`target`), which it never replaces."""
+    return target.with_name(target.stem + ".failed.ipynb")
 
 
 def read_provenance(path: str | os.PathLike) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from .. import regions
+from ..data import read_image
 from . import finish
 
 # channel order of the release's maps as cv2.imread returns them (see htnet_lib.data)
@@ -143,9 +144,7 @@ def regions_figure(samples: pd.DataFrame, maps: np.ndarray, index: int) -> Figur
     """
     fmap = maps[index:index + 1]
     row = samples.iloc[index]
-    bgr = cv2.imread(row["face_path"], cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise FileNotFoundError(row["face_path"])
+    bgr = read_image(row["face_path"], "face_path", flags=cv2.IMREAD_COLOR)
     fig, axes = plt.subplots(2, 3, figsize=(10.5, 7.4), constrained_layout=True)
     for r, variant in enumerate(regions.VARIANTS):
         # all samples, not `one`: `regions.landmarks` rewrites its cache with the rows it is given when it detects

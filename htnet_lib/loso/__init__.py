@@ -15,7 +15,7 @@ from .engines import (ENGINES, FoldRecord, Trained, TrainingDiverged, calibrate_
 from .folds import FoldPlan, epoch_batches, eval_epochs, fold_labels, fold_seed, make_chunks, plan_folds
 from .protocols import (PROTOCOLS, Protocol, default_names, epoch_curve, label, parse, pick_epoch, protocol_columns,
                         protocol_predictions, protocol_probabilities, protocol_scores, register, run_names, unregister)
-from .runs import (DamagedFoldFile, Run, ensemble_predictions, load_records, run_dir_for, run_loso, run_many, run_seeds,
+from .runs import (DamagedFoldFile, Interrupted, Run, ensemble_predictions, load_records, run_dir_for, run_loso, run_many, run_seeds,
                    seed_summary)
 
 __all__ = [
@@ -24,5 +24,5 @@ __all__ = [
     "FoldPlan", "epoch_batches", "eval_epochs", "fold_labels", "fold_seed", "make_chunks", "plan_folds",
     "PROTOCOLS", "Protocol", "default_names", "epoch_curve", "label", "parse", "pick_epoch", "protocol_columns",
     "protocol_predictions", "protocol_probabilities", "protocol_scores", "register", "run_names", "unregister",
-    "DamagedFoldFile", "Run", "ensemble_predictions", "load_records", "run_dir_for", "run_loso", "run_many", "run_seeds", "seed_summary",
+    "DamagedFoldFile", "Interrupted", "Run", "ensemble_predictions", "load_records", "run_dir_for", "run_loso", "run_many", "run_seeds", "seed_summary",
 ]

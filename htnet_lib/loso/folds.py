@@ -106,6 +106,17 @@ def eval_epochs(train: TrainConfig) -> list[int]:
                   | set(train.fixed_epochs) | {train.epochs})
 
 
+def run_flops(params, plans: Sequence[FoldPlan]) -> float:
+    """FLOPs of training `plans` (`config.Params`): forward + backward on every fold's training samples at every epoch,
+    and a forward pass on the held-out and inner samples at every evaluated epoch (`models.flops_per_sample`)."""
+    from ..models import flops_per_sample
+
+    n_train = sum(len(q.train_idx) for q in plans)
+    n_score = sum(len(q.test_idx) + len(q.inner_idx) for q in plans)
+    return (n_train * params.train.epochs * flops_per_sample(params.model, True)
+            + n_score * len(eval_epochs(params.train)) * flops_per_sample(params.model, False))
+
+
 def make_chunks(plans: Sequence[FoldPlan], train: TrainConfig, chunk: int) -> list[list[FoldPlan]]:
     """Group folds with equal batches per epoch (a batched chunk steps them together), then cut each group into
     chunks of at most `chunk` folds."""

@@ -230,6 +230,10 @@ def run_names(params: Any, recorded: Sequence[str] = (), where: Any = None) -> l
         if p.arg_counts_epochs and not 1 <= arg <= evaluated:
             raise HTNetInputError(None, "protocols", f"protocol {name!r} needs {arg} evaluated epochs; these params "
                                                      f"evaluate {evaluated} (epochs, eval_every)")
+        if p.choose is _fixed and arg not in eval_epochs(params.train):  # known before training, not after it
+            raise HTNetInputError(None, "protocols", f"{name!r}: epoch {arg} is not recorded (epochs "
+                                                     f"{params.train.epochs}, every {params.train.eval_every}); add "
+                                                     f"it to fixed_epochs, or name a recorded epoch")
     return names
 
 

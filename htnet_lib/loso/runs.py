@@ -24,7 +24,11 @@ Guarantees:
   is rebuilt from the params (the folder's name is their hash) and the fold files (engine and seconds per fold),
   whether the run had finished or not;
 - **non-finite loss**: a fold whose training loss becomes NaN or infinite stops the run with an error naming the fold
-  and the epoch, and that chunk writes nothing.
+  and the epoch, and that chunk writes nothing;
+- **interrupts**: Ctrl-C (and SIGTERM, on the command line) stops with `Interrupted`, whose message names the run
+  folder and the folds done; the lock and temporary files go with it. A lock or temporary file that a killed process
+  (SIGKILL) left is cleared by the next run of that folder;
+- **cost first**: training over `ANNOUNCE_FLOPS` first prints what it trains and its FLOPs (`announce`).
 
 Several runs (seeds, sweep points) are trained together by `run_many`: every chunk of every run is one task for the
 executor (`loso.executors`), under one progress bar.
@@ -35,6 +39,7 @@ import contextlib
 import datetime as _dt
 import json
 import os
+import sys
 import warnings
 import zipfile
 from dataclasses import dataclass, field
@@ -54,7 +59,7 @@ from ..config import Params, params_from_dict
 from ..models import geometry
 from . import protocols
 from .engines import FoldRecord, auto_chunk, calibrate_engine, choose_engine, resolve_device
-from .folds import FoldPlan, make_chunks, plan_folds
+from .folds import FoldPlan, make_chunks, plan_folds, run_flops
 
 RUN_FILE = "run.json"
 
@@ -212,7 +217,11 @@ def load_records(run_dir: str | os.PathLike, plans: Sequence[FoldPlan] | None = 
 
 def run_dir_for(params: Params, data_fp: str, name: str = "loso") -> Path:
     """`<runs_dir>/<name>-<params hash>-<data hash>`; a relative runs_dir is in the project folder (`_io.in_project`:
-    the checkout the working directory is in, or the working directory), never beside the package."""
+    the checkout the working directory is in, or the working directory), never beside the package. `name` is one path
+    component (no separator, not `..`), so a run folder is always inside runs_dir."""
+    if not name or name in (".", "..") or any(sep and sep in name for sep in ("/", os.sep, os.altsep)):
+        raise HTNetInputError("--name", None, f"{name!r} is not a run name: a name is one folder name (letters, "
+                                              f"digits, - or _), the run folder goes inside runs_dir")
     return in_project(params.run.runs_dir) / f"{name}-{params.fingerprint()}-{data_fp[:8]}"
 
 
@@ -347,6 +356,22 @@ def _save_chunk(job: Job, records: list[FoldRecord], seconds: float, worker: str
 
 
 FINAL_FILES = ("predictions.csv", "metrics.csv", "curve.csv")
+ANNOUNCE_FLOPS = 1e14  # training over this (about half an hour on a small CPU) says what it trains before it starts
+ANNOUNCE_RATE = 20e12  # FLOP/s: the lower sustained rate `python -m htnet_lib estimate` assumes (a GPU)
+
+
+def announce(jobs: Sequence[Job]) -> str | None:
+    """What `jobs` will train and its cost in FLOPs (`folds.run_flops`, as `estimate` counts them), when over
+    `ANNOUNCE_FLOPS`: a setting that costs hours is seen before the hours are spent, not after."""
+    flops = sum(run_flops(j.params, j.todo) for j in jobs)
+    if flops <= ANNOUNCE_FLOPS:
+        return None
+    fold_epochs = sum(len(j.todo) * j.params.train.epochs for j in jobs)
+    archs = sorted({j.params.model.arch for j in jobs})
+    return (f"training {len(jobs)} run(s) of {'/'.join(archs)}: {sum(len(j.todo) for j in jobs)} fold(s), "
+            f"{fold_epochs:,} fold-epochs, about {flops / 1e15:.3g} PFLOP ({flops / ANNOUNCE_RATE / 3600:.2g} h at "
+            f"{ANNOUNCE_RATE / 1e12:.0f} TFLOP/s sustained, as `estimate` assumes for a GPU; a CPU takes far longer). "
+            f"Ctrl-C stops it; the same command resumes.")
 
 
 def _complete(job: Job) -> bool:
@@ -395,12 +420,42 @@ def _cannot_write(folder: Path, e: OSError) -> HTNetInputError:
                                                f"write")
 
 
+class Interrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C (or SIGTERM, which the command line turns into it); the message says where it
+    stopped. Finished folds are kept and the lock and temporary files are gone: the same call resumes."""
+
+
+def _stopped(jobs: Sequence[Job]) -> Interrupted:
+    where = "; ".join(f"{j.run.dir} ({len(list((j.run.dir / 'folds').glob('*.npz')))} of {len(j.plans)} folds "
+                      f"done)" for j in jobs)
+    return Interrupted(f"stopped in {where}: finished folds are kept, the same command resumes")
+
+
+def _clear_leftovers(job: Job) -> None:
+    """Remove the temporary files (`atomic_path`'s `.<name>.<random>.tmp`) a killed writer of this run left. Called
+    with the run's lock held: no live process is writing them."""
+    for tmp in [*job.run.dir.glob(".*.tmp"), *(job.run.dir / "folds").glob(".*.tmp")]:
+        tmp.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
-def _locked(jobs: Sequence[Job]):
+def _locked(jobs: Sequence[Job], leftovers: Sequence[Job] = ()):
     """Hold every job's run-folder lock. The lock file sits beside the folder, so the folder is not created before it
     has content, and is removed on release, while still held: filelock takes a lock only on a file still linked at
-    its path, so a process that opened the removed file cannot hold it too, and no run leaves an empty lock file."""
+    its path, so a process that opened the removed file cannot hold it too, and no run leaves an empty lock file.
+
+    A lock is an flock, which the system drops when its process dies (SIGKILL included): a lock file found but not
+    held was left by a dead process, and taking it clears it, with the temporary files that process left. Finished
+    runs (`leftovers`) are only read, so their leftovers are cleared where this process can, and kept otherwise."""
     with contextlib.ExitStack() as stack:
+        for job in leftovers:
+            lock_path = Path(str(job.run.dir) + ".lock")
+            try:
+                with FileLock(str(lock_path)).acquire(timeout=0):
+                    _clear_leftovers(job)
+                    lock_path.unlink(missing_ok=True)
+            except (Timeout, OSError):  # held by a live process, or a read-only folder: left as it is
+                pass
         for job in jobs:
             lock_path = Path(str(job.run.dir) + ".lock")
             try:
@@ -418,6 +473,7 @@ def _locked(jobs: Sequence[Job]):
             except (PermissionError, NotADirectoryError, FileExistsError) as e:
                 raise _cannot_write(job.run.dir.parent, e) from None
             stack.callback(lock_path.unlink, missing_ok=True)  # runs before this lock's release (last in, first out)
+            _clear_leftovers(job)
         yield
 
 
@@ -448,6 +504,9 @@ def run_many(params_list: Sequence[Params], name: str = "loso", samples: pd.Data
         jobs.append(by_dir.setdefault(job.run.dir, job))  # equal params: one run
     unique = list(by_dir.values())
     todo = [j for j in unique if j.todo]
+    note = announce(todo)
+    if note:
+        print(note, file=sys.stderr, flush=True)
     writing = [j for j in unique if not _complete(j)]  # a complete run is read: no lock, no write
     tasks = []
     if todo:
@@ -465,7 +524,8 @@ def run_many(params_list: Sequence[Params], name: str = "loso", samples: pd.Data
             _choose_engine(job, inputs[key], y)
             for chunk in make_chunks(job.todo, job.params.train, job.chunk):
                 tasks.append((job, inputs[key], y, chunk))
-    with _locked(writing):
+    stale = [j for j in unique if _complete(j) and Path(str(j.run.dir) + ".lock").exists()]
+    with _locked(writing, stale):
         try:
             if tasks:
                 total = sum(len(c) * j.params.train.epochs for j, _, _, c in tasks)
@@ -481,6 +541,8 @@ def run_many(params_list: Sequence[Params], name: str = "loso", samples: pd.Data
                     resolve_executor(params_list[0].run, executor).run(tasks, done, bar.update)
             for job in writing:
                 finalize(job)
+        except KeyboardInterrupt:
+            raise _stopped(writing) from None
         except PermissionError as e:  # a run folder (or its folds/) this process may not write
             refused = Path(e.filename) if e.filename else None
             folder = next((j.run.dir for j in writing if refused and refused.is_relative_to(j.run.dir)),

@@ -55,6 +55,7 @@ import pandas as pd
 from .. import release
 from .._io import (HTNetInputError, atomic_path, atomic_write_json, atomic_write_text, git_revision,
                    progress as progress_bar, torch_threads)
+from ..data import read_image
 from ..release import CSV_NAME, FACE_DIR, FLOW_DIR, RELEASE_COLUMNS, flow_name
 from . import apex as apex_mod
 from . import flow as flow_mod
@@ -193,11 +194,10 @@ def spotting_crop(frame: np.ndarray, box: Box, size: int = flow_mod.DEFAULT_FLOW
 # ---------------------------------------------------------------- one sample
 
 def _read(path: str, ident: tuple[str, str, str], name: str) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        kind = "missing" if not os.path.isfile(path) else "unreadable (not an image, or corrupt)"
-        raise SampleError(*ident, path, name, f"{name} frame {kind}", stage="frames")
-    return img
+    try:
+        return read_image(path, name, flags=cv2.IMREAD_COLOR)
+    except HTNetInputError as e:
+        raise SampleError(*ident, path, name, f"{name} frame: {e.problem}", stage="frames") from None
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

@@ -65,6 +65,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ..data import read_image
 from ..release import FACE_DIR, FLOW_DIR, MAP_SIZE
 
 CHANNELS = ("strain", "v", "u")  # cv2.imread order of the release's maps
@@ -81,7 +82,7 @@ def load_maps(folder: str | os.PathLike) -> np.ndarray:
     files = sorted(folder.glob("*.png"))
     if not files:
         raise FileNotFoundError(f"no .png maps in {folder}")
-    return np.stack([cv2.imread(str(f), cv2.IMREAD_COLOR) for f in files])
+    return np.stack([read_image(f, "flow_path", flags=cv2.IMREAD_COLOR) for f in files])
 
 
 def _zero_level(maps: np.ndarray, c: int) -> np.ndarray:
@@ -260,7 +261,7 @@ def flow_accuracy(data_dir: str | os.PathLike | None = None, methods: Sequence[s
 
     files = sorted((resolve_data_dir(data_dir) / FACE_DIR).glob("*.jpg"))
     step = max(1, len(files) // n_faces)
-    faces = [cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (size, size), interpolation=cv2.INTER_AREA)
+    faces = [cv2.resize(read_image(f, "face_path", flags=cv2.IMREAD_GRAYSCALE), (size, size), interpolation=cv2.INTER_AREA)
              for f in files[::step][:n_faces]]
     rng = np.random.default_rng(seed)
     m = size // 8
@@ -296,7 +297,7 @@ def release_faces(data_dir=None, n: int = 6, size: int = 112) -> list[np.ndarray
     from ..data import resolve_data_dir
 
     files = sorted((resolve_data_dir(data_dir) / FACE_DIR).glob("*.jpg"))
-    return [cv2.resize(cv2.imread(str(f), cv2.IMREAD_GRAYSCALE), (size, size), interpolation=cv2.INTER_AREA)
+    return [cv2.resize(read_image(f, "face_path", flags=cv2.IMREAD_GRAYSCALE), (size, size), interpolation=cv2.INTER_AREA)
             for f in files[::max(1, len(files) // n)][:n]]
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .._io import atomic_path, atomic_write_json, atomic_write_text
+from ..data import read_image
 from ..release import CLASSES, FACE_DIR
 from . import fields
 
@@ -146,7 +147,7 @@ def make_raw_database(database: str, out_root: str | os.PathLike, data_dir: str 
 
     def new_sample(subject_idx: int, j: int, kind: str, fault: str | None = None) -> None:
         nonlocal k
-        face = cv2.imread(str(face_files[int(picks[k % len(picks)])]), cv2.IMREAD_COLOR)
+        face = read_image(face_files[int(picks[k % len(picks)])], "face_path", flags=cv2.IMREAD_COLOR)
         k += 1
         face = cv2.resize(face, (face_px, face_px), interpolation=cv2.INTER_AREA)
         # keep up to a quarter face of background around the face where the frame allows: a real frame shows the

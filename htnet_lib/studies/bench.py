@@ -269,7 +269,7 @@ def estimate_level(params_dir: str | os.PathLike, rates: tuple[float, ...] = (20
 
     from .. import data as data_mod
     from ..config import load_params
-    from ..loso import eval_epochs, plan_folds
+    from ..loso.folds import run_flops
     from .audit import AuditOptions
 
     d = Path(params_dir)
@@ -287,11 +287,7 @@ def estimate_level(params_dir: str | os.PathLike, rates: tuple[float, ...] = (20
             seen.add(key)
             runs += 1
             fk = (p.train.folds, p.train.datasets, p.train.inner_val_subjects, p.train.seed)
-            plans = folds_cache.setdefault(fk, plan_folds(samples, p.train))
-            train_f, fwd_f = flops_per_sample(p.model, True), flops_per_sample(p.model, False)
-            n_train = sum(len(q.train_idx) for q in plans)
-            n_score = sum(len(q.test_idx) + len(q.inner_idx) for q in plans)
-            flops += n_train * p.train.epochs * train_f + n_score * len(eval_epochs(p.train)) * fwd_f
+            flops += run_flops(p, folds_cache.setdefault(fk, plan_folds(samples, p.train)))
         return runs, flops
 
     loso_p = load_params(d / "loso.yaml")
