@@ -18,7 +18,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, Callable, Literal, Mapping
 
 import yaml
 from pydantic import Field, StrictInt, field_validator, model_validator
@@ -268,13 +268,17 @@ def load_params(path: str | Path, overrides: Mapping[str, Any] | None = None, ex
     session = session_overrides()
     if session:
         params = params_from_dict({**params.to_flat(), **session}, source="--set", extra_keys=tuple(params.extra))
-    from .loso.protocols import run_names
-
-    try:
-        run_names(params)
-    except HTNetInputError as e:
-        raise HTNetInputError(source, e.field, e.problem) from None
+    for check in PARAMS_CHECKS:
+        try:
+            check(params)
+        except HTNetInputError as e:
+            raise HTNetInputError(source, e.field, e.problem) from None
     return params
+
+
+# Checks of loaded params by what this module cannot see without importing upward: the protocol registry
+# (`loso.protocols` adds its own when imported, as every command that trains does). Each raises `HTNetInputError`.
+PARAMS_CHECKS: list[Callable[[Params], Any]] = []
 
 
 def parse_set(pairs: list[str]) -> dict[str, Any]:

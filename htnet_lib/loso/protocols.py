@@ -24,6 +24,7 @@ import pandas as pd
 
 from .. import metrics
 from .._io import HTNetInputError
+from ..config import PARAMS_CHECKS
 from .engines import FoldRecord
 from .folds import eval_epochs
 
@@ -326,3 +327,6 @@ def epoch_curve(records: Mapping[str, FoldRecord], samples: pd.DataFrame, at: Se
             for scope, r in metrics.scores(preds, pred_col=name).iterrows():
                 rows.append({"epoch": int(e), "protocol": name, "scope": scope, "UF1": r["UF1"], "UAR": r["UAR"]})
     return pd.DataFrame(rows)
+
+
+PARAMS_CHECKS.append(run_names)  # a params file naming a protocol no run can score is refused when it loads
