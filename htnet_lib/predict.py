@@ -113,14 +113,19 @@ def load(weights: str | os.PathLike | None = None) -> Predictor:
     except HTNetInputError as e:
         raise HTNetInputError(path, f"htnet_train_config.{e.field}", e.problem) from None
     if path.resolve() == SHIPPED.resolve():
-        got = tensors_sha256(path)
-        if got != SHIPPED_TENSORS_SHA256:
-            raise HTNetInputError(path, "tensors_sha256", f"the shipped weights' tensors have sha256 {got[:16]}..., "
-                                                          f"not the {SHIPPED_TENSORS_SHA256[:16]}... this code pins "
-                                                          f"(predict.SHIPPED_TENSORS_SHA256): the file was altered or "
-                                                          f"damaged, whatever its card says; reinstall the package")
+        _require_tensors(path, SHIPPED_TENSORS_SHA256, "this code pins (predict.SHIPPED_TENSORS_SHA256)",
+                         "whatever its card says; reinstall the package")
     info, check = check_card(path)
     return Predictor(load_weights(path).eval(), train, str(path), info, check)
+
+
+def _require_tensors(path: Path, want: str, named_by: str, remedy: str) -> None:
+    """Raise naming `path` unless its tensors' sha256 is `want` (`named_by`: who names that sha256)."""
+    got = tensors_sha256(path)
+    if got != want:
+        raise HTNetInputError(path, "tensors_sha256", f"the tensors' sha256 {got[:16]}... differ from the one "
+                                                      f"{named_by}, {want[:16]}...: the file was altered or damaged; "
+                                                      f"{remedy}")
 
 
 def check_card(path: Path) -> tuple[dict[str, Any], str]:
@@ -139,12 +144,8 @@ def check_card(path: Path) -> tuple[dict[str, Any], str]:
     want = info.get("tensors_sha256")
     if not want:
         return info, f"not checked: the card {card} names no tensors_sha256"
-    got = tensors_sha256(path)
-    if got != want:
-        raise HTNetInputError(path, "tensors_sha256", f"the tensors' sha256 {got[:16]}... differ from the one their "
-                                                      f"card {card} names, {want[:16]}...: the file was altered or "
-                                                      f"damaged; restore it (the shipped recipe: rebuild it with "
-                                                      f"python -m htnet_lib weights)")
+    _require_tensors(path, want, f"their card {card} names",
+                     "restore it (the shipped recipe: rebuild it with python -m htnet_lib weights)")
     return info, f"tensors match the card's sha256 ({want[:16]}...)"
 
 
