@@ -33,7 +33,7 @@ from ._io import (PROGRESS_ENV, HTNetInputError, atomic_path, atomic_write_json,
 LEVELS = ("smoke", "quick", "cpu", "paper", "honest")
 # The notebooks a level runs when `--only` is not given (default: all). cpu: Table 2 and the ablations trained like it,
 # then the summary; honest: the honest study.
-LEVEL_NOTEBOOKS = {"cpu": ("03", "04", "06"), "honest": ("07", "08")}
+LEVEL_NOTEBOOKS = {"cpu": ("03", "04", "06"), "honest": ("07", "08", "09")}
 PROVENANCE = "provenance.json"  # figures/<level>/provenance.json
 
 

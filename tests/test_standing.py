@@ -67,6 +67,27 @@ def test_the_selection_rule_and_fresh_seeds_at_every_level():
     assert standing.selected(t) == "a" and standing.selected(t, "paper") == "b"
 
 
+def test_the_headline_reads_the_recorded_choice_and_its_seeds_chose_nothing(tmp_path):
+    """Notebook 09 reads the choice from notebook 08's saved table (the one candidate marked chosen), never choosing
+    again; at every level the unseen seeds share none with the screening, selection or fresh studies, and the honest
+    level's headline point is the recipe its selection chose. A missing table, or one with no or two marks, is refused
+    naming the file and the field."""
+    choice = pd.DataFrame({"candidate": ["a", "b"], "protocol": ["last", "last"], "UF1": [0.70, 0.71]})
+    standing.mark_chosen(choice, standing.selected(choice)).to_csv(tmp_path / standing.SELECTION_TABLE, index=False)
+    assert standing.recorded_choice(tmp_path) == "b"
+    for level in ("smoke", "quick", "honest"):
+        unseen, *choosers = (load_study(ROOT / "params" / level / f) for f in ("unseen.yaml", "honest.yaml",
+                                                                              "selection.yaml", "fresh.yaml"))
+        assert standing.seeds_apart(unseen, *choosers) == unseen.seeds
+    recorded = standing.recorded_choice(ROOT / "figures" / "honest")
+    assert standing.reported_here(unseen, recorded, sweep="unseen") == [recorded]
+    choice.to_csv(tmp_path / standing.SELECTION_TABLE, index=False)
+    with pytest.raises(HTNetInputError, match=r"standing_selection\.csv.*candidate.*0 candidates marked"):
+        standing.recorded_choice(tmp_path)
+    with pytest.raises(HTNetInputError, match=r"nothing.*standing_selection\.csv.*--only 08"):
+        standing.recorded_choice(tmp_path / "nothing")
+
+
 def test_standing_table_places_published_numbers_against_the_headline_interval():
     ours = pd.DataFrame({"candidate": ["recipe", "baseline"], "protocol": ["last", "last"], "UF1": [0.70, 0.63],
                          "UF1_sd": [0.01, 0.02], "UF1_lo": [0.65, 0.58], "UF1_hi": [0.725, 0.68], "UAR": [0.69, 0.62],

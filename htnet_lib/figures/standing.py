@@ -1,12 +1,15 @@
-"""Tables of notebook 08 (where honest HTNet stands): a candidate (width, schedule) chosen on some seeds
+"""Tables of notebooks 08 and 09 (where honest HTNet stands): a candidate (width, schedule) chosen on some seeds
 (`selection.yaml`), reported on seeds that chose nothing (`fresh.yaml`), beside published baselines trained here at
-their authors' settings (`baselines.yaml`) and the honest numbers published for them (`htnet_lib.published`).
+their authors' settings (`baselines.yaml`) and the honest numbers published for them (`htnet_lib.published`); then
+the headline, the recorded choice on seeds that trained only after it was final (`unseen.yaml`, notebook 09).
 
 The rule is fixed before any fresh seed is trained: the candidate with the highest mean Full UF1 at the last epoch on
 the selection seeds is the one reported, and the fresh seeds must share no seed with the studies that chose it.
 """
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -56,11 +59,31 @@ def reported_here(fresh: Study, chosen: str, sweep: str = "fresh") -> list[str]:
     return labels
 
 
+CHOSEN_MARK = " (chosen)"  # how `mark_chosen` labels the chosen candidate in a saved table
+SELECTION_TABLE = "standing_selection.csv"  # notebook 08's record of the choice, in figures/<level>/
+
+
 def mark_chosen(table: pd.DataFrame, chosen: str) -> pd.DataFrame:
     """`table` with the chosen candidate's label marked, for display."""
     out = table.copy()
-    out["candidate"] = [f"{c} (chosen)" if c == chosen else c for c in out["candidate"]]
+    out["candidate"] = [f"{c}{CHOSEN_MARK}" if c == chosen else c for c in out["candidate"]]
     return out
+
+
+def recorded_choice(folder: str | os.PathLike) -> str:
+    """The candidate the selection seeds chose, read from the table notebook 08 saved in `folder` (figures/<level>):
+    the choice is made once, on the selection seeds, and every later report reads it instead of choosing again."""
+    path = Path(folder) / SELECTION_TABLE
+    if not path.is_file():
+        raise HTNetInputError(path, None, "no recorded choice: notebook 08 writes it (python -m htnet_lib reproduce "
+                                          f"--params {Path(folder).name} --only 08)")
+    table = pd.read_csv(path)
+    if "candidate" not in table:
+        raise HTNetInputError(path, "candidate", "column missing: not a table of notebook 08")
+    marked = sorted({c.removesuffix(CHOSEN_MARK) for c in table["candidate"].astype(str) if c.endswith(CHOSEN_MARK)})
+    if len(marked) != 1:
+        raise HTNetInputError(path, "candidate", f"{len(marked)} candidates marked{CHOSEN_MARK!r}, expected one")
+    return marked[0]
 
 
 def standing_table(ours: pd.DataFrame | Sequence[pd.DataFrame], names: dict[str, str], headline: str,
@@ -126,6 +149,29 @@ def words(table: pd.DataFrame, headline_name: str) -> str:
     out.append(f"{len(above)} of {len(pub)} published numbers lie above the 95% interval of {headline_name}; "
                f"{(pub['minus_headline'] > 0).sum()} lie above its mean.")
     return "\n".join(out)
+
+
+def protocol_gap_words(table: pd.DataFrame, headline_name: str, honest_protocol: str = "last",
+                       scope: str = "Full") -> str:
+    """One sentence on `table` (rows of `honest.candidate_table` for one candidate under several protocols, paired
+    against `honest_protocol`): the honest number, then each other protocol's number on the same runs and its paired
+    difference (§4.2: how much of a number the epoch pick alone gives).
+
+    >>> t = pd.DataFrame({"protocol": ["last", "paper"], "protocol_label": ["last epoch", "paper protocol"],
+    ...                   "UF1": [0.72, 0.85], "UF1_lo": [0.66, 0.80], "UF1_hi": [0.77, 0.89], "seeds": [5, 5],
+    ...                   "dUF1": [np.nan, 0.13], "dUF1_lo": [np.nan, 0.10], "dUF1_hi": [np.nan, 0.16],
+    ...                   "exceeds_noise": [np.nan, True]})
+    >>> print(protocol_gap_words(t, "HTNet"))
+    HTNet, 5 seeds, last epoch: Full UF1 0.720 [0.660, 0.770]; paper protocol on the same runs: 0.850 (+0.130 [+0.100, +0.160], beyond the paired noise).
+    """
+    base = table[table["protocol"] == honest_protocol].iloc[0]
+    parts = [f"{headline_name}, {int(base['seeds'])} seed{'s' * (int(base['seeds']) > 1)}, {base['protocol_label']}: "
+             f"{scope} UF1 {base['UF1']:.3f} [{base['UF1_lo']:.3f}, {base['UF1_hi']:.3f}]"]
+    for _, r in table[table["protocol"] != honest_protocol].iterrows():
+        noise = "beyond" if bool(r["exceeds_noise"]) else "within"
+        parts.append(f"{r['protocol_label']} on the same runs: {r['UF1']:.3f} ({r['dUF1']:+.3f} "
+                     f"[{r['dUF1_lo']:+.3f}, {r['dUF1_hi']:+.3f}], {noise} the paired noise)")
+    return "; ".join(parts) + "."
 
 
 def reproducing(study: Study, sweep: str = BASELINES) -> dict[str, published.PublishedBaseline]:
