@@ -25,7 +25,7 @@ from pydantic import Field, StrictInt, field_validator, model_validator
 
 from ._io import HTNetInputError
 from .models import HTNetConfig, ModelConfig, make_config, model_keys
-from .models.registry import default_of
+from .models.registry import default_of, fingerprint_base
 from .schema import Float, Ints, Positive, Section, Strs, input_error
 
 __all__ = ["ModelConfig", "HTNetConfig", "TrainConfig", "RunConfig", "Params", "Section", "Float", "Ints", "Positive",
@@ -112,14 +112,6 @@ class RunConfig(Section):
 SECTIONS: tuple[type[Section], ...] = (TrainConfig, RunConfig)  # and the model section: the chosen network's config
 AUTHORS_SCRIPT = HTNetConfig(block_repeats=(2, 2, 10))  # what the authors' released script builds (its comment: 2,2,8)
 
-# The model keys, with their defaults, of the params schema before the network registry (HTNet's, and `arch`). A run
-# folder's name hashes all of them (`Params.fingerprint`), whatever the network, and any other model key only when it
-# differs from its default: so every run folder trained before the registry keeps its name.
-FINGERPRINT_MODEL_KEYS: dict[str, Any] = {
-    "arch": "htnet", "image_size": 28, "patch_size": 7, "dim": 256, "heads": 3, "num_hierarchies": 3,
-    "block_repeats": [2, 2, 8], "mlp_mult": 4, "dropout": 0.0, "num_classes": 3, "channels": 3}
-
-
 def known_keys() -> dict[str, str]:
     """Every params key and its section ('model', 'train', 'run'); model keys are those of every registered network."""
     out = {k: "model" for k in model_keys()}
@@ -155,8 +147,8 @@ class Params:
 
     def fingerprint(self) -> str:
         """Hash of everything that changes the numbers (model and train sections), naming a run folder. The model
-        part is `FINGERPRINT_MODEL_KEYS` filled in from the params (the network's config, else the other networks'
-        keys they set, else the defaults), plus any other key of the network's config set off its default."""
+        part is `models.registry.fingerprint_base()` filled in from the params (the network's config, else the other
+        networks' keys they set, else the defaults), plus any other key of the network's config set off its default."""
         payload = {"model": self._model_payload(), "train": self._train_payload()}
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -170,10 +162,11 @@ class Params:
         return out
 
     def _model_payload(self) -> dict[str, Any]:
-        out = dict(FINGERPRINT_MODEL_KEYS)
-        out.update({k: _plain_value(v) for k, v in self.other_model_keys.items() if k in FINGERPRINT_MODEL_KEYS})
+        out = {k: _plain_value(v) for k, v in fingerprint_base().items()}
+        out.update({k: _plain_value(v) for k, v in self.other_model_keys.items() if k in out})
+        base = set(out)
         for key, value in _plain(self.model).items():
-            if key in FINGERPRINT_MODEL_KEYS or value != _plain_value(default_of(key, type(self.model))):
+            if key in base or value != _plain_value(default_of(key, type(self.model))):
                 out[key] = value
         return out
 

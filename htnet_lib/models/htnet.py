@@ -400,7 +400,12 @@ class HTNet(nn.Module):
         return out
 
 
-@register_model(HTNetConfig)
+# The params schema's model keys before the registry: every run folder's name hashes them (`registry.fingerprint_base`).
+PRE_REGISTRY_KEYS = ("image_size", "patch_size", "dim", "heads", "num_hierarchies", "block_repeats", "mlp_mult",
+                     "dropout", "num_classes", "channels")
+
+
+@register_model(HTNetConfig, hashed_always=PRE_REGISTRY_KEYS)
 def htnet(cfg: HTNetConfig) -> HTNet:
     """HTNet, the hierarchical transformer of Wang et al. (§3)."""
     return HTNet(cfg)

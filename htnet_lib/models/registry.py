@@ -107,6 +107,7 @@ class Network:
     config: type[ModelConfig]
     builder: Callable[[Any], nn.Module]
     summary: str = ""
+    hashed_always: tuple[str, ...] = ()  # config keys every run folder's name hashes, set or not (`fingerprint_base`)
 
     def build(self, cfg: ModelConfig) -> nn.Module:
         if type(cfg) is not self.config:
@@ -123,9 +124,11 @@ class Network:
 NETWORKS: dict[str, Network] = {}
 
 
-def register_model(config: type[ModelConfig], summary: str = "") -> Callable[[Callable], Callable]:
+def register_model(config: type[ModelConfig], summary: str = "",
+                   hashed_always: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
     """Decorator: register the builder it wraps as the network `config.arch` (a `Literal` default of the config
-    class). Registering an arch again replaces it."""
+    class). Registering an arch again replaces it. `hashed_always`: only for the first network (HTNet), whose keys
+    every run folder's name hashed before there was a registry (`fingerprint_base`); a new network leaves it empty."""
     if not (isinstance(config, type) and issubclass(config, ModelConfig)):
         raise TypeError(f"register_model needs a ModelConfig subclass, got {config!r}")
     arch = config.model_fields["arch"].default
@@ -134,9 +137,20 @@ def register_model(config: type[ModelConfig], summary: str = "") -> Callable[[Ca
 
     def add(builder: Callable) -> Callable:
         doc = (builder.__doc__ or config.__doc__ or "").strip().splitlines()
-        NETWORKS[arch] = Network(arch, config, builder, summary or (doc[0] if doc else arch))
+        NETWORKS[arch] = Network(arch, config, builder, summary or (doc[0] if doc else arch), tuple(hashed_always))
         return builder
     return add
+
+
+def fingerprint_base() -> dict[str, Any]:
+    """The model keys, at their defaults, that every run folder's name hashes whatever its network
+    (`config.Params.fingerprint`): the params schema before the registry, the `arch` and the config keys of the entry
+    registered with `hashed_always`. Any other key enters a name only when set off its default, so the folders of
+    runs trained before the registry keep their names."""
+    base = [n for n in NETWORKS.values() if n.hashed_always]
+    if len(base) != 1:
+        raise AssertionError(f"one network must be registered with hashed_always, found {len(base)}")
+    return {"arch": base[0].arch, **{k: base[0].config.model_fields[k].default for k in base[0].hashed_always}}
 
 
 def network(arch: str) -> Network:
