@@ -132,6 +132,7 @@ def test_a_protocol_is_one_registration(folder, registries):
     ns = run_section("A protocol", folder)
     run, t2 = ns["run"], ns["t2"]
     assert "vote@2" in run.predictions().columns and "vote@2" in set(run.metrics()["protocol"])
+    assert set(run.curve().query("protocol == 'vote@2'")["epoch"]) == {2, 3}  # the epoch curve, from its 2nd epoch
     assert "ours, majority of the last 2 epochs" in set(t2["source"])
     with pytest.raises(HTNetInputError, match="registered already"):  # no silent replacement of a built-in
         protocols.register(protocols.Protocol("mean", "x", False, "x", lambda v, a: (None, 0.0)))

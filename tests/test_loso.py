@@ -122,6 +122,14 @@ def test_protocols_from_records(samples):
     assert curve.loc[(1, "paper", "Full"), "UF1"] == 0.0
     assert curve.loc[(3, "paper", "Full"), "UF1"] == 1.0
     assert curve.loc[(3, "last", "Full"), "UF1"] == 0.0
+    # every protocol the run scores is on the curve, from the first epoch where it is defined
+    curve = loso.epoch_curve({"s01": rec}, s, names=["paper", "last", "fixed@2", "inner", "mean@2"])
+    assert sorted(curve.groupby("protocol")["epoch"].min().items()) == [
+        ("fixed@2", 2), ("inner", 1), ("last", 1), ("mean@2", 2), ("paper", 1)]
+    curve = curve.set_index(["epoch", "protocol", "scope"])
+    assert curve.loc[(3, "fixed@2", "Full"), "UF1"] == 1.0  # epoch 2's perfect predictions, whatever E
+    assert curve.loc[(2, "inner", "Full"), "UF1"] == 1.0  # epochs 1-2 tie on the inner subjects: the later one
+    assert curve.loc[(3, "inner", "Full"), "UF1"] == 0.0
 
 
 def test_honest_protocols_cannot_read_test_labels(samples):

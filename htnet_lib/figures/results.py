@@ -280,8 +280,9 @@ def curves(runs: Sequence[Run]) -> pd.DataFrame:
 
 def curve_figure(run_curves: pd.DataFrame, guess_curve: pd.DataFrame | None = None, metric: str = "UF1",
                  model: ModelConfig | None = None) -> plt.Figure:
-    """Per scope: the paper protocol's pick among epochs 1..E against the prediction at E, over E (mean and sd band
-    over seeds), with random guesses under the same pick for reference and the paper's reported value as a line."""
+    """Per scope: each protocol of the runs' curves over E (mean and sd band over seeds): the paper protocol's pick
+    among epochs 1..E against the prediction at E, and any other protocol the runs score; random guesses under the
+    paper's pick for reference and the paper's reported value as a line."""
     scopes = release.scopes_of(run_curves)
     fig, axes = plt.subplots(1, len(scopes), figsize=(4.2 * len(scopes), 3.6), sharey=True, squeeze=False)
     axes = axes[0]

@@ -313,20 +313,32 @@ def protocol_scores(preds: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames)[["protocol", "scope", "UF1", "UAR", "n"]].reset_index(drop=True)
 
 
-def epoch_curve(records: Mapping[str, FoldRecord], samples: pd.DataFrame, at: Sequence[int] | None = None) -> pd.DataFrame:
-    """For each evaluated epoch E (or those in `at`): UF1/UAR of the paper protocol's pick among epochs 1..E and of the
-    predictions after E epochs. The gap between the two is what choosing with test labels adds.
-    Columns: epoch, protocol ('paper' or 'last'), scope, UF1, UAR."""
-    epochs = next(iter(records.values())).epochs
-    if at is not None:
-        epochs = [e for e in epochs if e in set(at)]
+def epoch_curve(records: Mapping[str, FoldRecord], samples: pd.DataFrame, at: Sequence[int] | None = None,
+                names: Sequence[str] = ("paper", "last")) -> pd.DataFrame:
+    """For each evaluated epoch E (or those in `at`): UF1/UAR of each protocol in `names` as if training had stopped
+    after E epochs (the paper protocol's pick among epochs 1..E, the predictions after E, any registered protocol on
+    the epochs up to E). The gap between the paper's pick and the last epoch is what choosing with test labels adds.
+    A protocol enters from the first E where it is defined (`fixed@k` from k on, a `k`-epoch one from the k-th
+    evaluated epoch). Columns: epoch, protocol, scope, UF1, UAR."""
+    epochs = [int(e) for e in next(iter(records.values())).epochs]
+    shown = epochs if at is None else [e for e in epochs if e in set(at)]
     rows = []
-    for e in epochs:
-        preds = protocol_predictions(records, samples, ["paper", "last"], max_epoch=int(e))
-        for name in ("paper", "last"):
+    for e in shown:
+        evaluated = sum(x <= e for x in epochs)
+        usable = [n for n in names if _defined_after(n, e, evaluated)]
+        preds = protocol_predictions(records, samples, usable, max_epoch=e)
+        for name in usable:
             for scope, r in metrics.scores(preds, pred_col=name).iterrows():
-                rows.append({"epoch": int(e), "protocol": name, "scope": scope, "UF1": r["UF1"], "UAR": r["UAR"]})
+                rows.append({"epoch": e, "protocol": name, "scope": scope, "UF1": r["UF1"], "UAR": r["UAR"]})
     return pd.DataFrame(rows)
+
+
+def _defined_after(name: str, epoch: int, evaluated: int) -> bool:
+    """Whether protocol `name` can answer on a run stopped after `epoch` (`evaluated` epochs recorded by then)."""
+    p, arg = parse(name)
+    if p.choose is _fixed:
+        return arg <= epoch
+    return not (p.arg_counts_epochs and arg is not None and arg > evaluated)
 
 
 PARAMS_CHECKS.append(run_names)  # a params file naming a protocol no run can score is refused when it loads

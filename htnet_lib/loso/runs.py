@@ -6,7 +6,8 @@
   torch version) and one entry per trained chunk of folds;
 - `folds/<subject>.npz`: one file per finished fold (held-out logits at every evaluated epoch, training loss);
 - once every fold is done: `predictions.csv` (one row per held-out sample, a column per protocol), `metrics.csv`
-  (UF1/UAR per protocol and scope) and `curve.csv` (the paper protocol's pick against the epoch reached, over epochs).
+  (UF1/UAR per protocol and scope) and `curve.csv` (every protocol as if training had stopped at each epoch: the
+  paper's pick against the last epoch, over epochs).
 
 Guarantees:
 
@@ -402,7 +403,7 @@ def finalize(job: Job) -> None:
     with atomic_path(job.run.dir / "metrics.csv") as tmp:
         protocols.protocol_scores(preds).to_csv(tmp, index=False)
     with atomic_path(job.run.dir / "curve.csv") as tmp:
-        protocols.epoch_curve(records, job.samples).to_csv(tmp, index=False)
+        protocols.epoch_curve(records, job.samples, names=names).to_csv(tmp, index=False)
     job.meta["protocols"] = names
     job.meta["finished"] = _dt.datetime.now().isoformat(timespec="seconds")
     atomic_write_json(job.run.dir / RUN_FILE, job.meta)
