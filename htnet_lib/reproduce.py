@@ -7,7 +7,12 @@ only when every cell ran, so a failure replaces no good copy (the failed one is 
 
 Provenance: after each notebook, `figures/<level>/provenance.json` records what made the files it wrote there: git
 revision, data fingerprint, the params files' hashes and any `--set`, library versions, hardware, seconds, and the
-sha256 of every output, so a committed table can be traced to the code and data behind it.
+sha256 of every output, so a committed table can be traced to the code and data behind it. It also records the
+kernel's peak resident memory in MiB (`PeakMemory`): a background thread reads, every half second, the `VmHWM` line
+(the kernel's own high-water mark of resident memory, which never decreases) of /proc/<pid>/status for every process
+started under this one (the kernel, and any worker it starts), and keeps the largest. Being a high-water mark, a poll
+misses nothing that happened before it; only growth in the last half second before the kernel exits could be missed,
+and papermill shuts the kernel down after its last cell returns. Where /proc is absent (not Linux) the value is None.
 
 Paths: `notebooks/`, `params/<level>`, `executed/` and `figures/` are those of the project folder (`_io.project_root`:
 the checkout the working directory is in, or $HTNET_ROOT), and the kernels run there; never the package's location.
@@ -23,6 +28,7 @@ import json
 import os
 import platform
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +41,7 @@ LEVELS = ("smoke", "quick", "cpu", "paper", "honest")
 # then the summary; honest: the honest study.
 LEVEL_NOTEBOOKS = {"cpu": ("03", "04", "06"), "honest": ("07", "08")}
 PROVENANCE = "provenance.json"  # figures/<level>/provenance.json
+PEAK_MEMORY = "peak memory MiB"  # the key of a notebook's entry in provenance.json (`PeakMemory`)
 
 
 def notebook_dir() -> Path:
@@ -86,7 +93,7 @@ def reproduce(level: str = "quick", only: list[str] | None = None, out_dir: str 
               flush=True)
         try:
             # executed into a temporary file, renamed onto the last good copy only when every cell ran
-            with _progress_as_text(), atomic_path(target, suffix=".ipynb") as tmp:
+            with _progress_as_text(), PeakMemory() as peak, atomic_path(target, suffix=".ipynb") as tmp:
                 try:
                     pm.execute_notebook(str(nb), str(tmp), parameters={"params_dir": str(pdir)}, cwd=str(root),
                                         kernel_name="python3", progress_bar=False, stdout_file=sys.stdout,
@@ -101,8 +108,9 @@ def reproduce(level: str = "quick", only: list[str] | None = None, out_dir: str 
         except OSError as e:  # the outputs' folder changed under the run
             raise HTNetInputError(e.filename or out, None, f"cannot write ({e.strerror or e})") from None
         seconds = time.perf_counter() - t0
-        record_provenance(record, nb.name, pdir, started, seconds)
-        print(f"[{nb.name}] done in {seconds:.0f} s -> {target}", flush=True)
+        record_provenance(record, nb.name, pdir, started, seconds, peak_mib=peak.mib)
+        memory = f", kernel peak {peak.mib:.0f} MiB" if peak.mib is not None else ""
+        print(f"[{nb.name}] done in {seconds:.0f} s{memory} -> {target}", flush=True)
         done.append(target)
     return done
 
@@ -128,9 +136,11 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
     return rec
 
 
-def record_provenance(path: str | os.PathLike, notebook: str, pdir: Path, started: float, seconds: float) -> Path:
+def record_provenance(path: str | os.PathLike, notebook: str, pdir: Path, started: float, seconds: float,
+                      peak_mib: float | None = None) -> Path:
     """Add `notebook`'s entry to the record at `path`: the files in that folder written since `started` (epoch
-    seconds) with their sha256, and what made them. Paths are relative: nothing about the machine but its hardware."""
+    seconds) with their sha256, and what made them, with the kernel's peak resident memory (`peak_mib`, None when
+    not measured). Paths are relative: nothing about the machine but its hardware."""
     import numpy
     import torch
 
@@ -148,6 +158,7 @@ def record_provenance(path: str | os.PathLike, notebook: str, pdir: Path, starte
     rec[notebook] = {
         "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "seconds": round(seconds, 1),
+        PEAK_MEMORY: None if peak_mib is None else round(peak_mib),
         "git revision": git_revision(),
         "data fingerprint": fingerprint,
         "params": {"folder": pdir.name, "set": json.loads(os.environ.get(SESSION_ENV) or "{}"),
@@ -157,6 +168,51 @@ def record_provenance(path: str | os.PathLike, notebook: str, pdir: Path, starte
         "outputs": outputs,
     }
     return atomic_write_json(path, rec)
+
+
+class PeakMemory:
+    """The largest peak resident memory (MiB) among the processes started under this one while the block runs (the
+    module docstring says how): `with PeakMemory() as peak: ...`, then `peak.mib` (None where /proc is absent)."""
+
+    def __init__(self, interval: float = 0.5, proc: str | os.PathLike = "/proc"):
+        self.interval, self.proc = interval, Path(proc)
+        self.mib: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-memory", daemon=True)
+
+    def __enter__(self) -> PeakMemory:
+        if (self.proc / str(os.getpid()) / "status").is_file():
+            self.mib = 0.0
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._thread.is_alive():
+            self._stop.set()
+            self._thread.join()
+            self.poll()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.poll()
+
+    def poll(self) -> None:
+        """Read the high-water mark of every process now under this one, and keep the largest."""
+        children: dict[int, list[int]] = {}
+        for stat in self.proc.glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):  # a process that ended meanwhile
+                # "pid (command) state ppid ...": the command may hold spaces and parentheses
+                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(stat.parent.name))
+        under, todo = [], list(children.get(os.getpid(), []))
+        while todo:
+            under.append(todo.pop())
+            todo.extend(children.get(under[-1], []))
+        for pid in under:
+            with contextlib.suppress(OSError):
+                for line in (self.proc / str(pid) / "status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):  # "VmHWM:   123456 kB"
+                        self.mib = max(self.mib or 0.0, int(line.split()[1]) / 1024)
 
 
 def _kernel_config():

@@ -7,6 +7,8 @@ import os
 import re
 import socket
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -32,8 +34,9 @@ def test_record_lists_only_what_the_notebook_wrote_with_hashes_and_relative_name
     monkeypatch.setenv("HTNET_SET", json.dumps({"device": "cpu"}))
 
     path = reproduce.record_provenance(out / reproduce.PROVENANCE, "03_loso_train.ipynb", pdir, started=2_000_000,
-                                       seconds=12.34)
+                                       seconds=12.34, peak_mib=512.4)
     entry = reproduce.read_provenance(path)["03_loso_train.ipynb"]
+    assert entry[reproduce.PEAK_MEMORY] == 512
     assert entry["outputs"] == {"table2.csv": hashlib.sha256(b"source,UF1\nours,0.5\n").hexdigest()}
     assert entry["params"] == {"folder": "quick", "set": {"device": "cpu"},
                                "sha256": {"loso.yaml": hashlib.sha256(b"model:\n  dim: 16\n").hexdigest()[:16]}}
@@ -42,7 +45,37 @@ def test_record_lists_only_what_the_notebook_wrote_with_hashes_and_relative_name
 
     new.write_text("rewritten\n")  # a second notebook keeps the first one's entry
     reproduce.record_provenance(path, "04_ablations.ipynb", pdir, started=2_000_000, seconds=1.0)
-    assert set(reproduce.read_provenance(path)) == {"03_loso_train.ipynb", "04_ablations.ipynb"}
+    rec = reproduce.read_provenance(path)
+    assert set(rec) == {"03_loso_train.ipynb", "04_ablations.ipynb"}
+    assert rec["04_ablations.ipynb"][reproduce.PEAK_MEMORY] is None  # not measured
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="no /proc here (not Linux)")
+def test_peak_memory_is_a_child_processes_high_water_mark_even_after_it_freed_the_memory():
+    """A child python allocates and touches 200 MiB (numpy), frees it and waits; `PeakMemory`, started only then (the
+    child's resident memory is back down), reaches 200 MiB from its background polls of the child's VmHWM, and keeps
+    it after the child exited; the child's interpreter and numpy add tens of MiB, not a hundred more."""
+    size = 200
+    code = (f"import sys, numpy as np; a = np.ones({size} * 2**20 // 8); assert a.sum() == a.size; del a; "
+            "print('freed', flush=True); sys.stdin.read()")
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline() == "freed\n"
+        with reproduce.PeakMemory(interval=0.05) as peak:
+            deadline = time.monotonic() + 60  # a bound for a failing poller, not a timing check
+            while (peak.mib or 0) < size and time.monotonic() < deadline:
+                time.sleep(0.05)
+            child.stdin.close()
+            assert child.wait(60) == 0
+    finally:
+        child.kill()
+    assert size <= peak.mib < size + 100
+
+
+def test_peak_memory_is_none_without_proc(tmp_path):
+    with reproduce.PeakMemory(proc=tmp_path) as peak:
+        pass
+    assert peak.mib is None
 
 
 @pytest.mark.parametrize("text", ["{not json", '{"03_loso_train.ipynb": {"seconds": 1}}'])
