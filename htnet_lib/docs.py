@@ -217,7 +217,7 @@ def environment(root: Path):
     env.globals.update(
         rows=figs.rows, row=figs.row, chosen=figs.chosen, val=figs.val, exists=figs.exists, times=figs.times, files=figs.files,
         bench=figs.bench, provenance=figs.provenance, costs=figs.costs,
-        binder_gb={k: {"GB": gb, "MiB": round(gb * 10**9 / 2**20)} for k, gb in BINDER_GB.items()},
+        binder_gb={k: {"GB": gb, "MiB": gb * 10**9 // 2**20} for k, gb in BINDER_GB.items()},
         param=lambda ref, key: params_value(root, ref, key),
         faults=lambda: tests_of(root / "tests" / "test_faults.py"),
         card=lambda: json.loads((Path(__file__).parent / "weights" / "htnet-honest.json").read_text()),
