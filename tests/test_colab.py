@@ -63,8 +63,9 @@ def colab_cell(notebook: Path) -> str:
 
 def site_snapshot() -> dict[str, int]:
     """This venv's site-packages: every entry with its modification time (an install or uninstall adds or removes
-    one)."""
-    return {f"{site}/{p.name}": p.lstat().st_mtime_ns for site in PARENT_SITES for p in Path(site).iterdir()}
+    one), but for __pycache__, which any import may write to."""
+    return {f"{site}/{p.name}": p.lstat().st_mtime_ns for site in PARENT_SITES for p in Path(site).iterdir()
+            if p.name != "__pycache__"}
 
 
 def git(*args: str, cwd: Path) -> None:
@@ -111,8 +112,10 @@ def test_colab_setup_cell_installs_the_clone_beside_colabs_torch_and_verifies_th
                IPYTHONDIR=str(tmp_path / "ipython"), MPLCONFIGDIR=str(tmp_path / "mpl"))
     # pip's rule that keeps this venv safe, asked of the pip that colab.py will run
     local = subprocess.run([py, "-c", "import sys; from pip._internal.utils.misc import is_local; "
-                                      "sys.exit(any(is_local(p) for p in sys.argv[1:]))", *PARENT_SITES], env=env)
-    assert local.returncode == 0, f"pip in {py.parent.parent} would treat {PARENT_SITES} as its own: not running"
+                                      "sys.exit(any(is_local(p) for p in sys.argv[1:]))", *PARENT_SITES], env=env,
+                           capture_output=True, text=True)
+    assert local.returncode == 0, \
+        f"not running: pip in {py.parent.parent} may treat {PARENT_SITES} as its own (or cannot say) {local.stderr}"
     # Colab's runtime: a google.colab package (google stays a namespace package, as protobuf's)
     standin = tmp_path / "standin"
     (standin / "google" / "colab").mkdir(parents=True)
