@@ -56,3 +56,9 @@ clean:
 browser-test: setup
 	tools/browser-setup.sh $(PY)
 	HTNET_BROWSER_TEST=1 HTNET_REQUIRE_DATA=1 $(PY) -m pytest -q tests/browser
+
+# Binder's environment rebuilt: a fresh venv from environment.yml's pip list, postBuild, then notebook 01 with smoke
+# params; prints the install time and the kernel's peak memory (tests/binder). Downloads several GB; not part of `test`.
+.PHONY: binder-test
+binder-test: setup
+	HTNET_BINDER_TEST=1 HTNET_REQUIRE_DATA=1 $(PY) -m pytest -q tests/binder

@@ -3,6 +3,7 @@ committed pages equal a fresh rendering, a changed figure file changes them, and
 error naming the file and the field."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -124,3 +125,34 @@ def test_the_readme_shows_the_headline_under_both_protocols_once_notebook_08_wro
 def test_rendering_outside_a_project_names_the_missing_templates(tmp_path):
     with pytest.raises(HTNetInputError, match=r"docs/templates: no page templates here"):
         docs.render(tmp_path)
+
+
+def test_the_notebooks_page_shows_each_notebooks_time_and_kernel_peak_against_binders_memory(copy):
+    """docs/notebooks.md reads each notebook's seconds and kernel peak memory from figures/smoke and figures/quick
+    provenance.json, says where the peak stands against a Binder session's memory, and renders a record without the
+    peak (an older run) or without the notebook as such."""
+    from htnet_lib.reproduce import PEAK_MEMORY, PROVENANCE
+
+    path = copy / "figures" / "smoke" / PROVENANCE
+    rec = json.loads(path.read_text()) if path.is_file() else {}
+    base = {"seconds": 75.0, "outputs": {}, "hardware": "test CPU", "finished": "2026-01-01T00:00:00Z"}
+    rec["01_preprocess.ipynb"] = dict(base, **{PEAK_MEMORY: 1500})
+    rec["02_model_walkthrough.ipynb"] = dict(base, **{PEAK_MEMORY: 2500})
+    rec["03_loso_train.ipynb"] = dict(base, **{PEAK_MEMORY: 700})
+    rec["04_ablations.ipynb"] = base  # recorded before peaks were
+    rec.pop("05_protocol_audit.ipynb", None)
+    path.write_text(json.dumps(rec))
+    quick = json.loads((copy / "figures" / "quick" / PROVENANCE).read_text())
+    quick.pop("05_protocol_audit.ipynb")
+    (copy / "figures" / "quick" / PROVENANCE).write_text(json.dumps(quick))
+    page = docs.render(copy)[copy / "docs" / "notebooks.md"]
+    table = page[page.index("### Time and memory"):page.index("### Params levels")]
+    line = {ln.split("|")[1].strip(" `"): ln for ln in table.splitlines() if ln.startswith("| `0")}
+    assert "| 1 min 15 s | 1500 MiB | within the 2 GB limit |" in line["01_preprocess"]
+    assert "| 2500 MiB | over the 2 GB limit |" in line["02_model_walkthrough"]
+    assert "| 700 MiB | within the guaranteed 1 GB |" in line["03_loso_train"]
+    assert "| 1 min 15 s | not recorded |" in line["04_ablations"]
+    assert "05_protocol_audit" not in line
+    (copy / "figures" / "quick" / PROVENANCE).unlink()
+    page = docs.render(copy)[copy / "docs" / "notebooks.md"]
+    assert "| `01_preprocess` | 1 min 15 s | 1500 MiB | within the 2 GB limit | not run | | |" in page

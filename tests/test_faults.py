@@ -380,6 +380,9 @@ def test_reproduce_progress_has_no_kernel_transport_warning(tmp_path, monkeypatc
     out, err = capfd.readouterr()
     assert "cell ran" in out and "[01_t.ipynb] done" in out
     assert "without encryption" not in out + err and "WARNING" not in err, err
+    if os.path.isfile("/proc/self/status"):  # the kernel was found and measured: an ipykernel holds tens of MiB
+        entry = reproduce.read_provenance(tmp_path / "figures" / "t" / reproduce.PROVENANCE)["01_t.ipynb"]
+        assert 20 < entry[reproduce.PEAK_MEMORY] < 2000
 
 
 # ---------------------------------------------------------------- 9. every image through one reader
