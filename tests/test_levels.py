@@ -130,10 +130,13 @@ def test_ordering_verdicts():
     assert "not a point of this level's grid" in ablations.ordering_words(dims, "fig5")
 
 
-def test_sweep_command_trains_a_study_file(tmp_path, data_dir):
-    """`python -m htnet_lib sweep --study FILE`: every point, every seed, a Full summary; bad files exit 2."""
+def test_sweep_command_trains_a_study_file(tmp_path, data_dir, monkeypatch, capsys):
+    """`python -m htnet_lib sweep --study FILE`: every point, every seed, a Full summary; bad files exit 2 (that
+    case through the same `main` in this process)."""
     import subprocess
     import sys
+
+    from htnet_lib.__main__ import main
 
     (tmp_path / "loso.yaml").write_text(f"dim: 8\nheads: 2\nblock_repeats: [1, 1, 1]\nepochs: 2\nfolds: [s01, '006']\n"
                                         f"runs_dir: {tmp_path / 'runs'}\nprogress: false\nengine: loop\n")
@@ -146,6 +149,7 @@ def test_sweep_command_trains_a_study_file(tmp_path, data_dir):
     assert "fast" in r.stdout and "lr=0.0001" in r.stdout and "Full UF1 / UAR" in r.stdout
     assert len([p for p in (tmp_path / "runs").iterdir() if p.is_dir()]) == 4
     (tmp_path / "bad.yaml").write_text("base: loso.yaml\nsweeps:\n  lr:\n    - {lrr: 1.0e-4}\n")
-    r = subprocess.run([sys.executable, "-m", "htnet_lib", "sweep", "--study", str(tmp_path / "bad.yaml")],
-                       capture_output=True, text=True, env=env, cwd=tmp_path)
-    assert r.returncode == 2 and "lrr" in r.stderr and "bad.yaml" in r.stderr
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", "--study", str(tmp_path / "bad.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "lrr" in err and "bad.yaml" in err

@@ -180,6 +180,9 @@ def test_run_is_reproducible_and_complete(samples, tmp_path):
         loso.Run(tmp_path / "nothing").metrics()
 
 
+@pytest.mark.skipif(os.environ.get("HTNET_COMPILE_TEST") != "1",
+                    reason="compiled engine: set HTNET_COMPILE_TEST=1 (`make bench` runs it before it times the "
+                           "compiled engine, the only place that uses it; compiling takes about a minute)")
 @pytest.mark.skipif(not (os.environ.get("CXX") or __import__("shutil").which("g++") or __import__("shutil").which("clang++")),
                     reason="torch.compile's CPU backend needs a C++ compiler")
 def test_compiled_batched_engine_trains_the_same_folds(samples, inputs):

@@ -3,6 +3,7 @@ inputs; frames go end to end; a missing face, frames of different sizes and unre
 a non-zero exit."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -79,7 +80,12 @@ def test_cli_writes_json_and_frames_go_end_to_end(weights, samples, tmp_path):
     assert json.loads(r.stdout[r.stdout.index("{"):])["input"]["flow"] == "tvl1"
 
 
-def test_bad_inputs_are_one_clear_error(weights, samples, tmp_path):
+def test_bad_inputs_are_one_clear_error(weights, samples, tmp_path, capsys):
+    """Each bad input is exit status 2 and one line naming it: the first case through a real `python -m htnet_lib`
+    process, the others through the same `main` in this process (a new interpreter per case would only add its
+    start-up)."""
+    from htnet_lib.__main__ import main
+
     path, _ = weights
     blank = np.full((240, 320, 3), 128, np.uint8)
     cv2.imwrite(str(tmp_path / "blank.png"), blank)
@@ -93,12 +99,16 @@ def test_bad_inputs_are_one_clear_error(weights, samples, tmp_path):
         (["--flow-map", tmp_path / "blank.png", "--face", samples["face_path"].iloc[0]], "shape"),
         (["--onset", tmp_path / "blank.png"], "--apex"),
     ]
-    for args, message in cases:
-        r = run_cli(*args, "--weights", path)
-        assert r.returncode == 2, (args, r.stdout, r.stderr)
-        assert r.stderr.startswith("error: ") and len(r.stderr.strip().splitlines()) == 1, r.stderr
-        import re
-        assert re.search(message, r.stderr), (message, r.stderr)
+    for i, (args, message) in enumerate(cases):
+        if i == 0:
+            r = run_cli(*args, "--weights", path)
+            code, stderr = r.returncode, r.stderr
+        else:
+            code = main(["predict", *map(str, args), "--weights", str(path)])
+            stderr = capsys.readouterr().err
+        assert code == 2, (args, stderr)
+        assert stderr.startswith("error: ") and len(stderr.strip().splitlines()) == 1, stderr
+        assert re.search(message, stderr), (message, stderr)
     with pytest.raises(HTNetInputError, match="htnet_train_config"):
         from htnet_lib.models import save_weights
         plain = tmp_path / "plain.safetensors"
