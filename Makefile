@@ -22,7 +22,7 @@ endif
 .PHONY: setup run reproduce test fetch loso bench clean
 setup: $(VENV)/.installed
 
-# --no-compile: Python byte-compiles the modules a process imports, not all 17,000 files of the dependencies up front.
+# --no-compile: Python byte-compiles the modules a process imports, not every file of the dependencies up front.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-compile -e '.[dev,cluster]'
