@@ -61,11 +61,13 @@ def colab_cell(notebook: Path) -> str:
                 if c.cell_type == "code" and '"google.colab" in sys.modules' in c.source)
 
 
-def site_snapshot() -> dict[str, int]:
-    """This venv's site-packages: every entry with its modification time (an install or uninstall adds or removes
-    one), but for __pycache__, which any import may write to."""
-    return {f"{site}/{p.name}": p.lstat().st_mtime_ns for site in PARENT_SITES for p in Path(site).iterdir()
-            if p.name != "__pycache__"}
+def site_snapshot() -> dict[str, int | None]:
+    """This venv's site-packages: every entry (an install or uninstall adds or removes one), with the modification
+    time of each file and each `.dist-info` folder (pip rewrites the metadata of whatever it reinstalls). A package
+    folder counts by its presence only: an import may add its `__pycache__` (a venv installed without byte-compiling
+    gets them at first import), which changes the folder's time and nothing installed."""
+    return {f"{site}/{p.name}": p.lstat().st_mtime_ns if p.is_file() or p.name.endswith(".dist-info") else None
+            for site in PARENT_SITES for p in Path(site).iterdir() if p.name != "__pycache__"}
 
 
 def git(*args: str, cwd: Path) -> None:
