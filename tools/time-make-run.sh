@@ -7,6 +7,12 @@
 set -euo pipefail
 level=${1:-quick}
 here=$(cd "$(dirname "$0")/.." && pwd)
+# the clone is elsewhere, so it is told where this checkout's Makefile finds the release
+if [ -z "${HTNET_DATA_DIR:-}" ]; then
+    for d in "$here/../shared/data/htnet-release" "$here/data/htnet-release"; do
+        if [ -f "$d/combined_3_class2_for_optical_flow.csv" ]; then export HTNET_DATA_DIR=$(cd "$d" && pwd); break; fi
+    done
+fi
 clone=$(mktemp -d "${TMPDIR:-/tmp}/htnet-make-run.XXXXXX")
 trap 'rm -rf "$clone"' EXIT
 git clone -q "$here" "$clone/project"
