@@ -145,6 +145,28 @@ class Figures:
         return found
 
 
+def bench_rows(root: Path, level: str) -> dict[str, Any] | None:
+    """A saved bench (figures/<level>/bench.json) network by network: the loop's rate, the fastest engine (compiled
+    ones included), its rate against the loop's and the GEMM rate, and the operations its time goes to. None when no
+    bench is saved."""
+    path = root / "figures" / level / "bench.json"
+    if not path.is_file():
+        return None
+    r = json.loads(path.read_text())
+    rows = []
+    for name, c in r["configs"].items():
+        eng = c["engines"]
+        best = max(eng, key=lambda k: eng[k]["samples_per_s"])
+        rows.append({"network": name, "loop": eng["loop"]["fold_epochs_per_s"], "best": best,
+                     "best_rate": eng[best]["fold_epochs_per_s"],
+                     "vs_loop": eng[best]["samples_per_s"] / eng["loop"]["samples_per_s"],
+                     "gemm_share": eng[best]["flop_per_s"] / r["gemm_flop_per_s"],
+                     "profiled": c.get("profile", {}).get("engine", ""),
+                     "ops": ", ".join(f"`{op}` {share:.0%}" for op, share in c.get("profile", {}).get("ops", [])[:3])})
+    return {"hardware": r["hardware"], "gemm": r["gemm_flop_per_s"], "rows": rows,
+            "revision": r.get("provenance", {}).get("git revision", "")[:7]}
+
+
 def score(r: dict[str, Any], metric: str = "UF1", digits: int = 3) -> str:
     """`mean ± sd [lo, hi]` of a figures row (columns METRIC, METRIC_sd, METRIC_lo, METRIC_hi; sd left out when the
     row has none, e.g. one model)."""
@@ -223,6 +245,7 @@ def environment(root: Path):
     env.globals.update(
         rows=figs.rows, row=figs.row, chosen=figs.chosen, val=figs.val, exists=figs.exists, times=figs.times, files=figs.files,
         bench=figs.bench, provenance=figs.provenance, costs=figs.costs, make_run=figs.make_run,
+        bench_rows=lambda level: bench_rows(root, level),
         binder_gb={k: {"GB": gb, "MiB": gb * 10**9 // 2**20} for k, gb in BINDER_GB.items()},
         param=lambda ref, key: params_value(root, ref, key),
         faults=lambda: tests_of(root / "tests" / "test_faults.py"),

@@ -161,3 +161,27 @@ def test_the_notebooks_page_shows_each_notebooks_time_and_kernel_peak_against_bi
     (copy / "figures" / "quick" / PROVENANCE).unlink()
     page = docs.render(copy)[copy / "docs" / "notebooks.md"]
     assert "| `01_preprocess` | 1 min 15 s | 1500 MiB | within the 2 GB limit | not run | | |" in page
+
+
+def test_the_readme_reads_the_bench_and_the_whole_make_run_time_when_saved(copy):
+    """The README's speed table comes from figures/quick/bench.json: per network the loop's rate, the fastest engine,
+    its ratio to the loop and its share of the GEMM rate, and the profiled operations; the time of `make run` as a
+    whole from figures/quick/make_run.json. Without them the README says how to make them."""
+    for p in (copy / "figures" / "quick").glob("bench*"):
+        p.unlink()
+    (copy / "figures" / "quick" / docs.MAKE_RUN).unlink(missing_ok=True)
+    page = docs.render(copy)[copy / "README.md"]
+    assert "No bench is saved yet" in page and "From a fresh clone" not in page
+    engine = {"fold_epochs_per_s": 5.0, "samples_per_s": 2000.0, "flop_per_s": 20e9}
+    bench = {"hardware": "test CPU, 2 thread(s)", "gemm_flop_per_s": 200e9, "provenance": {"git revision": "abcdef123"},
+             "configs": {"net A": {"engines": {"loop": engine, "batched@4": dict(engine, fold_epochs_per_s=15.0,
+                                                                                  samples_per_s=6000.0, flop_per_s=60e9)},
+                                   "profile": {"engine": "batched@4", "ops": [["aten::bmm", 0.4], ["aten::mul", 0.25]]}},
+                         "net B": {"engines": {"loop": engine}}}}
+    (copy / "figures" / "quick" / "bench.json").write_text(json.dumps(bench))
+    (copy / "figures" / "quick" / docs.MAKE_RUN).write_text(json.dumps(
+        {"hardware": "test CPU, 2 thread(s)", "setup seconds": 120, "run seconds": 1200, "total seconds": 1320}))
+    page = docs.render(copy)[copy / "README.md"]
+    assert "| net A | 5.0 | batched@4 | 15.0 | 3.00x | 30% | batched@4: `aten::bmm` 40%, `aten::mul` 25% |" in page
+    assert "| net B | 5.0 | loop | 5.0 | 1.00x | 10% |  |" in page
+    assert "`make run` took\n22 min 0 s (set-up 2 min 0 s, notebooks 20 min 0 s;" in page
