@@ -54,6 +54,10 @@ FILES = {
 }
 
 
+# Records in figures/<level>/ that a command writes rather than a notebook, each with its own provenance inside.
+RECORDS = {"bench": "make bench", "make_run": "tools/time-make-run.sh"}
+
+
 def owner(file_name: str) -> str | None:
     """The FILES entry a file in figures/<level>/ belongs to: its stem, or the longest entry it starts with
     (`table4_block_size_table.csv` -> `table4_block_size`); None when no entry claims it."""
