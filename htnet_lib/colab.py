@@ -1,5 +1,6 @@
-"""Colab set-up, run by each notebook's first code cell with `%run` after cloning the project (standard library only:
-htnet_lib is not installed yet when it runs).
+"""Colab set-up, run by each notebook's first code cell after cloning the project (`runpy.run_path`, in the kernel's
+own process, so that its working folder and $HTNET_DATA_DIR hold there; standard library only: htnet_lib is not
+installed yet when it runs).
 
 It installs the project's pinned dependencies except the ones Colab ships and must keep (torch, torchvision and the
 Jupyter stack), installs facenet-pytorch 2.5.3 without dependencies (2.6.0 would downgrade torch, torchvision and

@@ -1,8 +1,8 @@
-"""The Colab set-up run for real, offline: a notebook's first code cell (clone, then `%run htnet_lib/colab.py`) in
+"""The Colab set-up run for real, offline: a notebook's first code cell (clone, then run htnet_lib/colab.py) in
 IPython with a stand-in `google.colab` module, cloning a local copy of this checkout instead of GitHub.
 
-What is real: the cell's own text (only its GitHub address and /content are replaced), IPython running its `!git
-clone` and `%run`, colab.py's every pip call, the editable install, and `python -m htnet_lib fetch`, which finds the
+What is real: the cell's own text (only its GitHub address and /content are replaced), IPython running its clone and
+colab.py, colab.py's every pip call, the editable install, and `python -m htnet_lib fetch`, which finds the
 release already in the clone (a symlink committed in the local origin) and checks every file's sha256. What stands in:
 Colab's runtime (a `google.colab` package on sys.path), GitHub (a local clone of this checkout, with the changes to
 its tracked files), and Colab's Python (a throwaway venv whose site-packages adds this venv's with a `.pth` file, so
@@ -47,18 +47,55 @@ import google.colab  # Colab's runtime has imported it before any cell runs
 from IPython.core.interactiveshell import InteractiveShell
 
 shell = InteractiveShell.instance(colors="nocolor")
-shell.run_cell(open(cell).read())
-failed = getattr(sys, "last_value", None)  # %run prints an error of the script and carries on: read it here
-import htnet_lib, torch
-json.dump({"clone exit code": shell.user_ns.get("_exit_code"), "error": repr(failed) if failed else None,
-           "htnet_lib": htnet_lib.__file__, "torch": torch.__file__, "cwd": os.getcwd(),
-           "HTNET_DATA_DIR": os.environ.get("HTNET_DATA_DIR")}, open(out, "w"))
+result = shell.run_cell(open(cell).read())
+seen = {"error": repr(result.error_in_exec) if result.error_in_exec else None}
+if result.success:
+    import htnet_lib, torch
+    seen.update(htnet_lib=htnet_lib.__file__, torch=torch.__file__, cwd=os.getcwd(),
+                HTNET_DATA_DIR=os.environ.get("HTNET_DATA_DIR"))
+json.dump(seen, open(out, "w"))
 """
 
 
 def colab_cell(notebook: Path) -> str:
     return next(c.source for c in nbformat.read(notebook, as_version=4).cells
                 if c.cell_type == "code" and '"google.colab" in sys.modules' in c.source)
+
+
+def run_colab_cell(python: Path | str, tmp_path: Path, github: str, content: Path, env: dict | None = None):
+    """Notebook 01's Colab cell, its GitHub address and /content replaced, run in IPython by `python` with a stand-in
+    `google.colab` importable (Colab's runtime: google stays a namespace package, as protobuf's); the finished
+    process and what the driver saw (`DRIVER`)."""
+    standin = tmp_path / "standin"
+    (standin / "google" / "colab").mkdir(parents=True)
+    (standin / "google" / "colab" / "__init__.py").write_text('"""Stand-in for Colab\'s runtime module."""\n')
+    source = colab_cell(NOTEBOOK)
+    assert GITHUB in source and "/content/" in source
+    cell = tmp_path / "cell.py"
+    cell.write_text(source.replace(GITHUB, github).replace("/content/", f"{content}/"))
+    out = tmp_path / "seen.json"
+    driver = tmp_path / "driver.py"
+    driver.write_text(DRIVER)
+    done = subprocess.run([str(python), driver, standin, cell, out], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0 and out.is_file(), done.stdout[-3000:] + done.stderr[-3000:]
+    return done, json.loads(out.read_text())
+
+
+def test_a_failing_colab_setup_stops_its_cell(tmp_path):
+    """IPython's `!git clone` and `%run` print a failure and carry on, which would leave a Colab notebook running without
+    the project; the cell's plain Python raises instead. A clone from an address that does not exist fails the cell;
+    so does a set-up script that raises, in a clone already there (a second run of the cell, which then clones
+    nothing)."""
+    env = {**os.environ, "IPYTHONDIR": str(tmp_path / "ipython")}
+    _, seen = run_colab_cell(sys.executable, tmp_path / "missing", (tmp_path / "nowhere").as_uri(),
+                             tmp_path / "missing" / "content", env)
+    assert seen["error"] and seen["error"].startswith("CalledProcessError")
+    content = tmp_path / "cloned" / "content"
+    (content / "htnet-companion" / "htnet_lib").mkdir(parents=True)
+    (content / "htnet-companion" / "htnet_lib" / "colab.py").write_text('raise RuntimeError("pip failed")\n')
+    _, seen = run_colab_cell(sys.executable, tmp_path / "cloned", "https://unused.invalid", content, env)
+    assert seen["error"] == "RuntimeError('pip failed')"
 
 
 def site_snapshot() -> dict[str, int | None]:
@@ -118,27 +155,12 @@ def test_colab_setup_cell_installs_the_clone_beside_colabs_torch_and_verifies_th
                            capture_output=True, text=True)
     assert local.returncode == 0, \
         f"not running: pip in {py.parent.parent} may treat {PARENT_SITES} as its own (or cannot say) {local.stderr}"
-    # Colab's runtime: a google.colab package (google stays a namespace package, as protobuf's)
-    standin = tmp_path / "standin"
-    (standin / "google" / "colab").mkdir(parents=True)
-    (standin / "google" / "colab" / "__init__.py").write_text('"""Stand-in for Colab\'s runtime module."""\n')
-
-    source = colab_cell(NOTEBOOK)
-    assert GITHUB in source and "/content/" in source
     content = tmp_path / "content"
-    cell = tmp_path / "cell.py"
-    cell.write_text(source.replace(GITHUB, origin.as_uri()).replace("/content/", f"{content}/"))
     before = site_snapshot()
-    out = tmp_path / "seen.json"
-    driver = tmp_path / "driver.py"
-    driver.write_text(DRIVER)
-    done = subprocess.run([py, driver, standin, cell, out], env=env, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=600)
-    assert done.returncode == 0 and out.is_file(), done.stdout[-3000:] + done.stderr[-3000:]
-    seen = json.loads(out.read_text())
+    done, seen = run_colab_cell(py, tmp_path, origin.as_uri(), content, env)
 
     clone = content / "htnet-companion"
-    assert seen["clone exit code"] == 0 and seen["error"] is None, done.stdout[-3000:] + done.stderr[-3000:]
+    assert seen["error"] is None, done.stdout[-3000:] + done.stderr[-3000:]
     assert seen["htnet_lib"] == str(clone / "htnet_lib" / "__init__.py")
     assert seen["cwd"] == str(clone)
     assert seen["HTNET_DATA_DIR"] == str(clone / "data" / "htnet-release")
