@@ -10,9 +10,9 @@ revision, data fingerprint, the params files' hashes and any `--set`, library ve
 sha256 of every output, so a committed table can be traced to the code and data behind it. It also records the
 kernel's peak resident memory in MiB (`PeakMemory`): a background thread reads, every half second, the `VmHWM` line
 (the kernel's own high-water mark of resident memory, which never decreases) of /proc/<pid>/status for every process
-started under this one (the kernel, and any worker it starts), and keeps the largest. Being a high-water mark, a poll
-misses nothing that happened before it; only growth in the last half second before the kernel exits could be missed,
-and papermill shuts the kernel down after its last cell returns. Where /proc is absent (not Linux) the value is None.
+started under this one (the kernel, and any worker it starts: psutil lists them), and keeps the largest. Being a
+high-water mark, a poll misses nothing that happened before it; only growth in the last half second before the kernel
+exits could be missed, and papermill shuts the kernel down after its last cell returns. Where /proc is absent (not Linux) the value is None.
 
 Paths: `notebooks/`, `params/<level>`, `executed/` and `figures/` are those of the project folder (`_io.project_root`:
 the checkout the working directory is in, or $HTNET_ROOT), and the kernels run there; never the package's location.
@@ -32,6 +32,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from ._io import (PROGRESS_ENV, HTNetInputError, atomic_path, atomic_write_json, check_writable, figures_dir,
                   git_revision, hardware, project_root, sha256_file)
@@ -198,21 +200,12 @@ class PeakMemory:
 
     def poll(self) -> None:
         """Read the high-water mark of every process now under this one, and keep the largest."""
-        children: dict[int, list[int]] = {}
-        for stat in self.proc.glob("[0-9]*/stat"):
-            with contextlib.suppress(OSError, ValueError, IndexError):  # a process that ended meanwhile
-                # "pid (command) state ppid ...": the command may hold spaces and parentheses
-                ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(stat.parent.name))
-        under, todo = [], list(children.get(os.getpid(), []))
-        while todo:
-            under.append(todo.pop())
-            todo.extend(children.get(under[-1], []))
-        for pid in under:
-            with contextlib.suppress(OSError):
-                for line in (self.proc / str(pid) / "status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):  # "VmHWM:   123456 kB"
-                        self.mib = max(self.mib or 0.0, int(line.split()[1]) / 1024)
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process().children(recursive=True):
+                with contextlib.suppress(OSError):  # a process that ended meanwhile
+                    for line in (self.proc / str(child.pid) / "status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):  # "VmHWM:   123456 kB"; psutil does not report it
+                            self.mib = max(self.mib or 0.0, int(line.split()[1]) / 1024)
 
 
 def _kernel_config():
