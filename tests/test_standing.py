@@ -115,7 +115,7 @@ def test_every_level_trains_ststnet_at_its_authors_settings_on_the_fresh_studys_
     for level in ("smoke", "quick", "honest"):
         base, fresh = (load_study(ROOT / "params" / level / f) for f in ("baselines.yaml", "fresh.yaml"))
         pub = standing.reproducing(base)
-        assert [b.key for b in pub.values()] == ["ststnet-port"], level
+        assert [b.key for b in pub.values()][0] == "ststnet-port", level
         p = base.sweeps["baselines"].points[0].params
         t, m = p.train, p.model
         assert (m.arch, t.lr, t.batch_size, t.weight_decay, p.run.engine) == ("ststnet", 5.0e-5, 256, 0.0, "loop"), level
@@ -126,6 +126,25 @@ def test_every_level_trains_ststnet_at_its_authors_settings_on_the_fresh_studys_
         if level != "smoke":
             assert t.epochs == 800, level
     assert base.seeds == (0, 1, 2, 3, 4) and p.train.folds == ()
+
+
+def test_offapexnet_at_mebs_settings_is_the_point_its_own_study_trains():
+    """The honest level's notebook 08 reports OFF-ApexNet from the runs that params/honest/offapexnet.yaml trains one
+    seed per process: the same point (settings, seeds, base), so the same run folders; smoke trains it too, at its
+    2 epochs; quick leaves it out (3,000 epochs on 5 folds would outlast `make run`)."""
+    own = load_study(ROOT / "params" / "honest" / "offapexnet.yaml")
+    (point,) = own.sweeps["baselines"].points
+    honest = load_study(ROOT / "params" / "honest" / "baselines.yaml")
+    there = {p.label: p for p in honest.sweeps["baselines"].points}
+    assert there[point.label].params == point.params and honest.seeds == own.seeds == (0, 1, 2, 3, 4)
+    assert [b.key for b in standing.reproducing(honest).values()] == ["ststnet-port", "offapexnet-meb"]
+    assert (point.params.train.epochs, point.params.train.lr, point.params.train.batch_size) == (3000, 1.0e-4, 32)
+    smoke = {p.label: p.params for p in load_study(ROOT / "params" / "smoke" / "baselines.yaml").sweeps["baselines"].points}
+    mine = smoke[point.label]
+    assert mine.train.epochs == 2 and (mine.model, mine.run) == (point.params.model, point.params.run)
+    assert mine.train.model_copy(update={"epochs": 3000, "folds": ()}) == point.params.train
+    quick = load_study(ROOT / "params" / "quick" / "baselines.yaml")
+    assert [b.key for b in standing.reproducing(quick).values()] == ["ststnet-port"]
 
 
 def test_a_baseline_names_a_known_published_number(tmp_path):

@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -93,6 +94,18 @@ def test_any_key_is_a_sweep_and_its_table_shows_the_values(tmp_path, base, sampl
     for call in (sweeps.run_sweep, sweeps.remaining):
         with pytest.raises(HTNetInputError, match=r"lr\.yaml.*field 'seeds'.*\[7\] are not among the study's \[0, 1\]"):
             call(study, seeds=[7])
+
+
+def test_a_sweep_may_mix_networks_and_a_key_one_lacks_is_empty(tmp_path, base, samples):
+    """notebook 08's baselines: STSTNet beside OFF-ApexNet in one sweep, each setting keys the other network has not;
+    each row shows its own network's values and leaves the other's keys empty."""
+    f = write(tmp_path, "mixed.yaml", "base: loso.yaml\nseeds: [0]\nsweeps:\n  baselines:\n"
+                                      "    - {label: STSTNet, arch: ststnet, batch_norm: true, regions: whole}\n"
+                                      "    - {label: OFF-ApexNet, arch: offapexnet, channels: 2, fc_width: 64, regions: whole}\n")
+    t = sweeps.run_sweep(load_study(f), progress=False).table.drop_duplicates("label").set_index("label")
+    assert t.loc["STSTNet", "batch_norm"] == True and pd.isna(t.loc["STSTNet", "fc_width"])  # noqa: E712 (a cell, not a flag)
+    assert t.loc["OFF-ApexNet", "fc_width"] == 64 and pd.isna(t.loc["OFF-ApexNet", "batch_norm"])
+    assert list(t.loc[["STSTNet", "OFF-ApexNet"], "arch"]) == ["ststnet", "offapexnet"]
 
 
 def test_random_guesses_under_paper_selection(samples):

@@ -55,8 +55,9 @@ def run_sweep(study: Study | str | os.PathLike, progress: bool = True, executor:
         by_point.setdefault((sweep.name, point.label), []).append(run)
         with torch.device("meta"):
             n_params = count_parameters(build(q.model))
+        flat = q.to_flat()  # a key of another network in the sweep (OFF-ApexNet's filters beside STSTNet) is empty
         info = {"sweep": sweep.name, "label": point.label, "seed": q.train.seed, "run": run.id,
-                **{k: _cell(q.to_flat()[k]) for k in sweep.varied}, **block_geometry(q.model),
+                **{k: _cell(flat.get(k)) for k in sweep.varied}, **block_geometry(q.model),
                 "params": n_params, "train_s": run.train_seconds}
         for r in run.metrics().itertuples():
             rows.append({**info, "protocol": r.protocol, "scope": r.scope, "UF1": r.UF1, "UAR": r.UAR})
