@@ -62,10 +62,12 @@ def cmd_sweep(args: argparse.Namespace) -> None:
     pd.set_option("display.width", 120)
     if args.status:
         left = sweeps.remaining(args.study, only=tuple(args.only), seeds=args.seeds)
-        print(left.to_string(index=False))
+        print(left.to_string(index=False, formatters={"hours_left": "{:.2f}".format}))
         runs = left.drop_duplicates("run")  # a run two points share counts once
+        hours = "" if runs["hours_left"].isna().any() else \
+            f", {runs['hours_left'].sum():.1f} hours at the recorded pace (one piece after another)"
         print(f"\n{runs['fold_epochs_left'].sum():,} fold-epochs left in {(runs['folds_left'] > 0).sum()} of "
-              f"{len(runs)} runs")
+              f"{len(runs)} runs{hours}")
         return
     r = sweeps.run_sweep(args.study, only=tuple(args.only), seeds=args.seeds)
     full = r.table[r.table["scope"] == "Full"]
@@ -264,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--seeds", nargs="+", type=int, default=[], metavar="SEED",
                     help="only these of the study's seeds: a piece of a long study (the rest resume later)")
     sw.add_argument("--status", action="store_true",
-                    help="train nothing: list the folds and fold-epochs each run still needs")
+                    help="train nothing: list the folds, fold-epochs and hours (at the pace recorded so far) each "
+                         "run still needs")
     sw.set_defaults(fn=cmd_sweep)
 
     lo = sub.add_parser("loso", help="train a LOSO run from a params file")

@@ -70,10 +70,18 @@ def test_any_key_is_a_sweep_and_its_table_shows_the_values(tmp_path, base, sampl
     assert not (tmp_path / "runs").exists()  # the status writes nothing
     assert len(left) == 8 and set(left["seed"]) == {0, 1}
     assert (left["folds"] == 2).all() and (left["folds_left"] == 2).all() and (left["fold_epochs_left"] == 4).all()
+    assert left["hours_left"].isna().all()  # no pace recorded yet
     # a piece of the study (`sweep --seeds 1`) trains seed 1's runs only; the status then shows seed 0's left
     piece = sweeps.run_sweep(study, progress=False, seeds=[1])
     left = sweeps.remaining(study).set_index("seed")
     assert (left.loc[1, "folds_left"] == 0).all() and (left.loc[0, "folds_left"] == 2).all()
+    # seed 0's hours at the pace seed 1's run of the same point recorded: the median over its chunks (one fold each
+    # on the loop engine) of seconds per fold-epoch
+    fast = left[left["label"] == "fast"]
+    chunks = json.loads((tmp_path / "runs" / fast.loc[1, "run"] / "run.json").read_text())["chunks"]
+    pace = float(np.median([c["seconds"] / (len(c["folds"]) * 2) for c in chunks]))
+    assert len(chunks) == 2 and pace > 0 and fast.loc[1, "hours_left"] == 0
+    assert fast.loc[0, "hours_left"] == pytest.approx(4 * pace / 3600, rel=1e-12)
     r = sweeps.run_sweep(study, progress=False)
     assert sweeps.remaining(study)["fold_epochs_left"].sum() == 0
     assert main(["sweep", "--study", str(f), "--status", "--seeds", "0"]) == 0

@@ -7,6 +7,7 @@ centre) is one run. All runs of a study are handed to the executor at once (`los
 from __future__ import annotations
 
 import os
+import statistics
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -80,15 +81,30 @@ def remaining(study: Study | str | os.PathLike, only: Sequence[str] = (), seeds:
     (`python -m htnet_lib sweep --status`), except that a damaged fold file is removed, with a warning, as a run would
     remove it, so that it counts as left. A long study runs in pieces (`--seeds`), and each run resumes from its
     last finished fold, so this is what the next piece has to do: columns sweep, label, seed, run, folds,
-    folds_left, fold_epochs_left (folds left x the point's epochs). A run two points share is listed under each."""
+    folds_left, fold_epochs_left (folds left x the point's epochs), hours_left. A run two points share is listed
+    under each.
+
+    hours_left: fold_epochs_left at the run's recorded pace, the median over its finished chunks of seconds per
+    fold-epoch (a median, so a chunk slowed by a paused or crowded machine does not set it); a run with no chunk yet
+    takes the median pace of the point's other seeds, and is empty when none has one. It is the pace of whatever
+    ran those chunks (a process alone, or beside others), not a promise."""
     _, wanted = _wanted(study, only, seeds)
-    rows = []
+    rows, paces = [], {}
     for sweep, point, q in wanted:
         job = loso.runs.prepare(q)
+        pace = [c["seconds"] / (len(c["folds"]) * q.train.epochs) for c in (job.meta or {}).get("chunks", []) if c["folds"]]
+        paces.setdefault((sweep.name, point.label), []).extend(pace)
         rows.append({"sweep": sweep.name, "label": point.label, "seed": q.train.seed, "run": job.run.id,
                      "folds": len(job.plans), "folds_left": len(job.todo),
-                     "fold_epochs_left": len(job.todo) * q.train.epochs})
-    return pd.DataFrame(rows, columns=["sweep", "label", "seed", "run", "folds", "folds_left", "fold_epochs_left"])
+                     "fold_epochs_left": len(job.todo) * q.train.epochs,
+                     "pace": statistics.median(pace) if pace else None})
+    left = pd.DataFrame(rows, columns=["sweep", "label", "seed", "run", "folds", "folds_left", "fold_epochs_left",
+                                       "pace"])
+    point_pace = left[["sweep", "label"]].apply(
+        lambda r: statistics.median(paces[(r.sweep, r.label)]) if paces[(r.sweep, r.label)] else None, axis=1)
+    pace = left["pace"].astype(float).fillna(point_pace.astype(float) if len(left) else left["pace"])
+    left["hours_left"] = left["fold_epochs_left"] * pace / 3600
+    return left.drop(columns="pace")
 
 
 def _cell(v: Any) -> Any:
