@@ -1,7 +1,7 @@
 """Published honest baselines on the MEGC 2019 composite (SMIC-HS + CASME II + SAMM, 442 samples, 68 subjects, LOSO):
 numbers scored after a number of epochs fixed in advance (the last epoch), with no epoch chosen on the held-out
 subject's labels, each with the file or table it comes from. `docs/baselines-sources.md` holds the settings and the
-caveats behind every row; notebook 08 sets them beside HTNet trained here.
+caveats behind every row; notebook 09 sets them beside HTNet's headline.
 
     >>> [b.uf1 for b in PUBLISHED if b.network == "STSTNet" and b.maps == "release"]
     [0.7353, 0.7209]

@@ -142,7 +142,8 @@ def record_provenance(path: str | os.PathLike, notebook: str, pdir: Path, starte
                       peak_mib: float | None = None) -> Path:
     """Add `notebook`'s entry to the record at `path`: the files in that folder written since `started` (epoch
     seconds) with their sha256, and what made them, with the kernel's peak resident memory (`peak_mib`, None when
-    not measured). Paths are relative: nothing about the machine but its hardware."""
+    not measured). A file belongs to the notebook that wrote it last: other entries stop listing it (a table moved from
+    one notebook to another is not claimed by both). Paths are relative: nothing about the machine but its hardware."""
     import numpy
     import torch
 
@@ -157,6 +158,9 @@ def record_provenance(path: str | os.PathLike, notebook: str, pdir: Path, starte
         fingerprint = data.fingerprint()
     except HTNetInputError:
         fingerprint = "unknown (no release found)"
+    for other, entry in rec.items():
+        if other != notebook:
+            entry["outputs"] = {name: digest for name, digest in entry["outputs"].items() if name not in outputs}
     rec[notebook] = {
         "finished": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "seconds": round(seconds, 1),

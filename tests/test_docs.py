@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from htnet_lib import docs
+from htnet_lib import docs, published
+from htnet_lib.figures import standing
 from htnet_lib._io import HTNetInputError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -114,17 +115,46 @@ def test_docs_check_on_the_command_line(copy, tmp_path, monkeypatch, capsys):
     assert main(["docs", "--check"]) == 2 and "results.md" in capsys.readouterr().err
 
 
-def test_the_readme_shows_the_headline_under_both_protocols_once_notebook_08_wrote_it(copy):
-    """Notebook 08's `standing_protocols` (the same runs under the paper's pick and at the last epoch) reaches the
-    README's side-by-side table when it exists."""
-    fresh = pd.read_csv(copy / "figures" / "honest" / "standing_fresh.csv")
-    head = fresh[fresh["candidate"].str.endswith("(chosen)")]
-    both = pd.concat([head.assign(protocol="paper", UF1=0.8123), head.assign(protocol="last")], ignore_index=True)
+def test_the_readme_shows_the_headline_and_each_baseline_under_both_protocols_once_notebook_09_wrote_them(copy):
+    """Notebook 09's `standing_protocols` (the headline's and each baseline's runs under the paper's pick and at the
+    last epoch) reaches the README's side-by-side table when it exists, one line per network; its `standing_reproduced`
+    and `standing_versus_baselines` put every baseline in the results table and the paired line, and its three
+    baseline tables replace docs/honest.md's sentences saying they are not made yet."""
+    head = pd.read_csv(copy / "figures" / "honest" / "standing_unseen.csv")
+    head = head[head["protocol"] == "last"].assign(candidate=lambda t: t["candidate"] + " (chosen)")
+    chosen = head["candidate"].iloc[0]
+    base = head.assign(candidate="STSTNet (authors' PyTorch settings)", UF1=0.7012)
+    both = pd.concat([head.assign(protocol="paper", UF1=0.8123), head, base.assign(protocol="paper", UF1=0.7456), base],
+                     ignore_index=True)
     both.drop(columns=["dUF1", "dUF1_lo", "dUF1_hi", "p_UF1", "exceeds_noise"]).to_csv(
         copy / "figures" / "honest" / "standing_protocols.csv", index=False)
-    readme = docs.render(copy)[copy / "README.md"]
-    line = next(t for t in readme.splitlines() if t.startswith("| honest study: recipe, dim 32, lr 4e-4 (chosen)"))
+    labels = ["STSTNet (authors' PyTorch settings)", "OFF-ApexNet (MEB's network and settings)"]
+    ours = pd.DataFrame({"candidate": labels, "protocol": ["last"] * 2, "UF1": [0.7012, 0.6543], "UF1_sd": [0.009, 0.01],
+                         "UF1_lo": [0.642, 0.6], "UF1_hi": [0.753, 0.7], "UAR": [0.687, 0.64], "UAR_lo": [0.63, 0.59],
+                         "UAR_hi": [0.74, 0.69], "seeds": [5, 5]})
+    reproduced = standing.against_published(ours, dict(zip(labels, (published.by_key("ststnet-port"),
+                                                                     published.by_key("offapexnet-meb")))))
+    standing.reproduced_formatted(reproduced).to_csv(copy / "figures" / "honest" / "standing_reproduced.csv",
+                                                     index=False)
+    names = {chosen: "HTNet", **{label: f"{label}, trained here" for label in labels}}
+    standing.formatted(standing.standing_table([head.assign(candidate=chosen), reproduced], names, chosen)).to_csv(
+        copy / "figures" / "honest" / "standing_published.csv", index=False)
+    pd.DataFrame({"against": ["STSTNet (authors' PyTorch settings)"] * 2 + ["OFF-ApexNet (MEB's network and settings)"] * 2,
+                  "scope": ["Full", "SMIC"] * 2, "dUF1": [0.0311, 0.1, 0.0812, 0.1], "dUF1_lo": [-0.004, 0, 0.041, 0],
+                  "dUF1_hi": [0.066, 0.2, 0.121, 0.2], "exceeds_noise": [False, False, True, False]}).to_csv(
+        copy / "figures" / "honest" / "standing_versus_baselines.csv", index=False)
+    pages = docs.render(copy)
+    readme, page = pages[copy / "README.md"], pages[copy / "docs" / "honest.md"]
+    line = next(t for t in readme.splitlines() if t.startswith(f"| honest study: {chosen}"))
     assert "| 0.812 ± " in line and f"| {head['UF1'].iloc[0]:.3f} ± " in line
+    line = next(t for t in readme.splitlines() if t.startswith("| honest study: STSTNet (authors' PyTorch settings)"))
+    assert "| 0.746 ± " in line and "| 0.701 ± " in line
+    assert "| OFF-ApexNet (MEB's network and settings), trained here | 5 | 0.6543 ± 0.010 [0.600, 0.700] |" in readme
+    assert ("STSTNet (authors' PyTorch settings) +0.031 [-0.004, +0.066] (within the noise); "
+            "OFF-ApexNet (MEB's network and settings) +0.081 [+0.041, +0.121] (beyond the noise).") in readme
+    assert "| OFF-ApexNet (MEB's network and settings) | 5 | 0.6543 ± 0.010 [0.600, 0.700] |" in page
+    assert "| OFF-ApexNet (MEB's network and settings), trained here | here, 5 seeds | release | 0.6543" in page
+    assert "is not among these baselines yet" not in page and "are not made at the honest level yet" not in page
 
 
 def test_rendering_outside_a_project_names_the_missing_templates(tmp_path):

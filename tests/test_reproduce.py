@@ -43,11 +43,15 @@ def test_record_lists_only_what_the_notebook_wrote_with_hashes_and_relative_name
     assert entry["seconds"] == 12.3
     assert str(tmp_path) not in path.read_text()
 
-    new.write_text("rewritten\n")  # a second notebook keeps the first one's entry
+    new.write_text("rewritten\n")  # a second notebook keeps the first one's entry, less the file it now wrote
+    (out / "fig5_dim.csv").write_text("dim,UF1\n16,0.5\n")
     reproduce.record_provenance(path, "04_ablations.ipynb", pdir, started=2_000_000, seconds=1.0)
     rec = reproduce.read_provenance(path)
     assert set(rec) == {"03_loso_train.ipynb", "04_ablations.ipynb"}
     assert rec["04_ablations.ipynb"][reproduce.PEAK_MEMORY] is None  # not measured
+    assert rec["03_loso_train.ipynb"]["outputs"] == {} and rec["03_loso_train.ipynb"]["seconds"] == 12.3
+    assert rec["04_ablations.ipynb"]["outputs"] == {"fig5_dim.csv": hashlib.sha256(b"dim,UF1\n16,0.5\n").hexdigest(),
+                                                   "table2.csv": hashlib.sha256(b"rewritten\n").hexdigest()}
 
 
 @pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="no /proc here (not Linux)")

@@ -105,7 +105,7 @@ def test_any_key_is_a_sweep_and_its_table_shows_the_values(tmp_path, base, sampl
 
 
 def test_a_sweep_may_mix_networks_and_a_key_one_lacks_is_empty(tmp_path, base, samples):
-    """notebook 08's baselines: STSTNet beside OFF-ApexNet in one sweep, each setting keys the other network has not;
+    """notebook 09's baselines: STSTNet beside OFF-ApexNet in one sweep, each setting keys the other network has not;
     each row shows its own network's values and leaves the other's keys empty."""
     f = write(tmp_path, "mixed.yaml", "base: loso.yaml\nseeds: [0]\nsweeps:\n  baselines:\n"
                                       "    - {label: STSTNet, arch: ststnet, batch_norm: true, regions: whole}\n"

@@ -1,7 +1,7 @@
 """Tables of notebooks 08 and 09 (where honest HTNet stands): a candidate (width, schedule) chosen on some seeds
-(`selection.yaml`), reported on seeds that chose nothing (`fresh.yaml`), beside published baselines trained here at
-their authors' settings (`baselines.yaml`) and the honest numbers published for them (`htnet_lib.published`); then
-the headline, the recorded choice on seeds that trained only after it was final (`unseen.yaml`, notebook 09).
+(`selection.yaml`), reported on seeds that chose nothing (`fresh.yaml`, notebook 08); then the headline, the recorded
+choice on seeds that trained only after it was final (`unseen.yaml`, notebook 09), beside published baselines trained
+here at their authors' settings (`baselines.yaml`) and the honest numbers published for them (`htnet_lib.published`).
 
 The rule is fixed before any fresh seed is trained: the candidate with the highest mean Full UF1 at the last epoch on
 the selection seeds is the one reported, and the fresh seeds must share no seed with the studies that chose it.
@@ -22,6 +22,7 @@ from ..studies.sweeps import SweepResults
 from . import honest
 
 BASELINES = "baselines"  # the sweep of params/<level>/baselines.yaml
+HEADLINE = "unseen"  # the sweep of params/<level>/unseen.yaml: the headline's seeds (notebook 09)
 
 
 def selected(table: pd.DataFrame, protocol: str = "last") -> str:
@@ -202,14 +203,15 @@ def reproduced_table(results: SweepResults, protocol: str = "last", n_boot: int 
 PAIRED = ("dUF1", "dUF1_lo", "dUF1_hi", "p_UF1", "exceeds_noise")
 
 
-def protocols_table(fresh: SweepResults, candidates: Sequence[str], baselines: SweepResults | None = None,
-                    protocols: Sequence[str] = ("paper", "last"), fresh_sweep: str = "fresh",
+def protocols_table(reported: SweepResults, candidates: Sequence[str], baselines: SweepResults | None = None,
+                    protocols: Sequence[str] = ("paper", "last"), reported_sweep: str = HEADLINE,
                     n_boot: int = 1000) -> pd.DataFrame:
     """The same runs scored under each of `protocols` (§4.2: the paper's pick of each subject's best epoch, read from
-    its test labels, beside the last epoch): `candidates` of the fresh study and every baseline trained here, one row
-    per (candidate, protocol) as `honest.scored` gives it. How much of a number is the protocol, on runs that chose
-    nothing; for scale only, never a choice."""
-    points = [(fresh, fresh_sweep, label) for label in candidates]
+    its test labels, beside the last epoch): `candidates` of a study that chose nothing (`reported`, its sweep
+    `reported_sweep`: the headline's unseen seeds by default) and every baseline trained here, one row per (candidate,
+    protocol) as `honest.scored` gives it. How much of a number is the protocol, on runs that chose nothing; for scale
+    only, never a choice."""
+    points = [(reported, reported_sweep, label) for label in candidates]
     if baselines is not None:
         points += [(baselines, BASELINES, p.label) for p in baselines.study.sweeps[BASELINES].points]
     rows = []
@@ -250,19 +252,20 @@ def reproduced_formatted(table: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
         "source": table["source"]})
 
 
-def versus_baselines(fresh: SweepResults, headline: str, baselines: SweepResults, protocol: str = "last",
-                     n_boot: int = 2000, fresh_sweep: str = "fresh", sweep: str = BASELINES) -> pd.DataFrame:
-    """The headline (fresh seeds) minus each baseline trained here (its own seeds), paired over the same subjects
-    (`metrics.paired_bootstrap`: each side a mean over its seeds, every draw resamples the subjects for both); index
-    (against, scope). Both must have held out the same subjects, or the pairing would be unequal."""
-    a = honest.point_predictions(fresh, fresh_sweep, headline, [protocol])
+def versus_baselines(reported: SweepResults, headline: str, baselines: SweepResults, protocol: str = "last",
+                     n_boot: int = 2000, reported_sweep: str = HEADLINE, sweep: str = BASELINES) -> pd.DataFrame:
+    """The headline (`headline`, a point of `reported`'s sweep `reported_sweep`: the unseen seeds by default) minus
+    each baseline trained here (its own seeds), paired over the same subjects (`metrics.paired_bootstrap`: each side a
+    mean over its seeds, every draw resamples the subjects for both); index (against, scope). Both must have held out
+    the same subjects, or the pairing would be unequal."""
+    a = honest.point_predictions(reported, reported_sweep, headline, [protocol])
     subjects = set(a[0]["subject"])
     out = {}
     for point in baselines.study.sweeps[sweep].points:
         b = honest.point_predictions(baselines, sweep, point.label, [protocol])
         if set(b[0]["subject"]) != subjects:
             raise HTNetInputError(baselines.study.path, f"sweeps.{sweep}", f"{point.label!r} holds out other subjects "
-                                  f"than {fresh.study.path.name}'s {headline!r}: give both the same folds")
+                                  f"than {reported.study.path.name}'s {headline!r}: give both the same folds")
         out[point.label] = metrics.paired_bootstrap(a, b, protocol, protocol, n_boot=n_boot)
     return pd.concat(out, names=["against", "scope"])
 
