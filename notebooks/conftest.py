@@ -17,10 +17,25 @@ NOTEBOOK_RUNS: dict[str, str] = {}  # the temporary runs folder of this session'
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    if item.path.suffix == ".ipynb" and "dir" not in NOTEBOOK_RUNS:
+    if item.path.suffix != ".ipynb":
+        return
+    if "dir" not in NOTEBOOK_RUNS:
         NOTEBOOK_RUNS["dir"] = tempfile.mkdtemp(prefix="htnet-notebook-runs-")
-        os.environ[SESSION_ENV] = json.dumps({**json.loads(os.environ.get(SESSION_ENV) or "{}"),
+    if "before" not in NOTEBOOK_RUNS:
+        NOTEBOOK_RUNS["before"] = os.environ.get(SESSION_ENV)
+        os.environ[SESSION_ENV] = json.dumps({**json.loads(NOTEBOOK_RUNS["before"] or "{}"),
                                               "runs_dir": NOTEBOOK_RUNS["dir"]})
+
+
+def pytest_runtest_teardown(item):
+    """The setting is the notebooks' only: a test that runs after one (`pytest notebooks tests`) sees $HTNET_SET as it
+    was, and keeps its runs where it puts them."""
+    if item.path.suffix == ".ipynb" and "before" in NOTEBOOK_RUNS:
+        before = NOTEBOOK_RUNS.pop("before")
+        if before is None:
+            os.environ.pop(SESSION_ENV, None)
+        else:
+            os.environ[SESSION_ENV] = before
 
 
 def pytest_sessionfinish(session):
