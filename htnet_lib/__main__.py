@@ -54,11 +54,28 @@ def cmd_loso(args: argparse.Namespace) -> None:
     print("\n" + "\n".join(f"{name}: {loso.label(name)}" for name in runs[0].meta["protocols"]))
 
 
+def session_set(pairs: list[str]) -> None:
+    """`--set KEY=VALUE` of `reproduce` and `sweep`: run settings (how to run, never what) for everything this
+    process trains, and every notebook it starts, through $HTNET_SET (joined with what it already holds); checked
+    here, before anything trains."""
+    if not pairs:
+        return
+    import json
+    import os
+
+    from .config import SESSION_ENV, session_overrides
+
+    before = json.loads(os.environ.get(SESSION_ENV) or "{}")
+    os.environ[SESSION_ENV] = json.dumps({**before, **parse_set(pairs)})
+    session_overrides()
+
+
 def cmd_sweep(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from .studies import sweeps
 
+    session_set(args.set)
     pd.set_option("display.width", 120)
     if args.status:
         left = sweeps.remaining(args.study, only=tuple(args.only), seeds=args.seeds)
@@ -108,14 +125,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     from .notebook import figures_dir
     from .reproduce import reproduce
 
-    if args.set:
-        import json
-        import os
-
-        from .config import SESSION_ENV, session_overrides
-
-        os.environ[SESSION_ENV] = json.dumps(parse_set(args.set))
-        session_overrides()  # checked here, before any notebook starts
+    session_set(args.set)
     done = reproduce(args.params, only=args.only or None, out_dir=args.out)
     out = figures_dir(args.params.rstrip("/"))
     print(f"{len(done)} notebooks executed; tables and figures in {out}")
@@ -268,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--status", action="store_true",
                     help="train nothing: list the folds, fold-epochs and hours (at the pace recorded so far) each "
                          "run still needs")
+    sw.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a run setting (how to run, not what; they name no run folder): executor=ray, workers=2, "
+                         "worker_threads=1, threads=1, device=cuda, ...")
     sw.set_defaults(fn=cmd_sweep)
 
     lo = sub.add_parser("loso", help="train a LOSO run from a params file")

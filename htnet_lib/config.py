@@ -223,7 +223,7 @@ SESSION_ENV = "HTNET_SET"  # run settings for every params file of a session (`r
 
 def session_overrides() -> dict[str, Any]:
     """Run settings (`RunConfig` keys only: how to run, never what) that `python -m htnet_lib reproduce --set` hands
-    to every notebook through $HTNET_SET."""
+    to every notebook through $HTNET_SET, and `sweep --set` to the runs it trains."""
     import os
 
     text = os.environ.get(SESSION_ENV)
@@ -237,8 +237,8 @@ def session_overrides() -> dict[str, Any]:
         raise HTNetInputError(f"${SESSION_ENV}", None, "must be a JSON object of run keys")
     for key in out:
         if key not in RunConfig.model_fields:
-            raise HTNetInputError("--set", key, "reproduce --set takes run settings only (how to run, not what: "
-                                                f"{', '.join(sorted(RunConfig.model_fields))})")
+            raise HTNetInputError("--set", key, "reproduce and sweep --set take run settings only (how to run, not "
+                                                f"what: {', '.join(sorted(RunConfig.model_fields))})")
     return out
 
 

@@ -155,3 +155,12 @@ def test_sweep_command_trains_a_study_file(tmp_path, data_dir, monkeypatch, caps
     assert main(["sweep", "--study", str(tmp_path / "bad.yaml")]) == 2
     err = capsys.readouterr().err
     assert "lrr" in err and "bad.yaml" in err
+    # --set: run settings only (here where the runs go; executor=ray, workers=2 the same way), in this process
+    from htnet_lib.config import SESSION_ENV
+
+    monkeypatch.setenv(SESSION_ENV, '{"progress": false}')
+    assert main(["sweep", "--study", "s.yaml", "--seeds", "1", "--set", f"runs_dir={tmp_path / 'elsewhere'}"]) == 0
+    assert len([p for p in (tmp_path / "elsewhere").iterdir() if p.is_dir()]) == 2  # seed 1's two points
+    assert main(["sweep", "--study", "s.yaml", "--set", "lr=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "lr" in err and "run settings only" in err
