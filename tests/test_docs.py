@@ -115,6 +115,19 @@ def test_docs_check_on_the_command_line(copy, tmp_path, monkeypatch, capsys):
     assert main(["docs", "--check"]) == 2 and "results.md" in capsys.readouterr().err
 
 
+def test_the_readme_shows_the_headline_under_both_protocols_from_its_own_table_until_the_baselines_join(copy):
+    """Without notebook 09's `standing_protocols`, the README's side-by-side table takes the headline's two rows from
+    `standing_unseen` (the same runs under the paper's pick and at the last epoch)."""
+    (copy / "figures" / "honest" / "standing_protocols.csv").unlink(missing_ok=True)
+    unseen = pd.read_csv(copy / "figures" / "honest" / "standing_unseen.csv").set_index("protocol")
+    unseen.loc["paper", "UF1"] = 0.8771
+    unseen.reset_index().to_csv(copy / "figures" / "honest" / "standing_unseen.csv", index=False)
+    readme = docs.render(copy)[copy / "README.md"]
+    line = next(t for t in readme.splitlines() if t.startswith("| honest study: ") and "(chosen)" in t)
+    assert f"| {int(unseen.loc['last', 'seeds'])} | 0.877 ± " in line
+    assert f"| {unseen.loc['last', 'UF1']:.3f} ± " in line
+
+
 def test_the_readme_shows_the_headline_and_each_baseline_under_both_protocols_once_notebook_09_wrote_them(copy):
     """Notebook 09's `standing_protocols` (the headline's and each baseline's runs under the paper's pick and at the
     last epoch) reaches the README's side-by-side table when it exists, one line per network; its `standing_reproduced`
