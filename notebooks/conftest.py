@@ -12,7 +12,7 @@ import pytest
 
 from htnet_lib.config import SESSION_ENV
 
-NOTEBOOK_RUNS: dict[str, str] = {}  # the temporary runs folder of this session's notebooks, once made
+NOTEBOOK_RUNS: dict[str, str | None] = {}  # the temporary runs folder of this session's notebooks, once made
 
 
 @pytest.hookimpl(tryfirst=True)
