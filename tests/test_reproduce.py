@@ -91,7 +91,8 @@ def test_damaged_record_is_named_before_any_notebook_runs(tmp_path, text):
 
 
 def _committed_outputs() -> list:
-    listed = subprocess.run(["git", "ls-files", "figures"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+    listed = subprocess.run(["git", "ls-files", "figures", "runs"], cwd=REPO_ROOT, capture_output=True,
+                            text=True).stdout
     if not listed.strip():
         pytest.skip("figures/ is not tracked by git here (not a git checkout)")
     return [REPO_ROOT / p for p in listed.split()]
@@ -106,6 +107,12 @@ def test_committed_outputs_hold_no_machine_paths_or_name():
             text = p.read_text()
             assert not absolute.search(text), f"{p.relative_to(REPO_ROOT)}: an absolute path"
             assert len(host) < 4 or host not in text, f"{p.relative_to(REPO_ROOT)}: this machine's name"
+
+
+def test_a_ray_worker_is_named_without_the_machine_name():
+    from htnet_lib.loso.executors import worker_name
+    name = worker_name()
+    assert re.fullmatch(rf"node [0-9a-f]{{8}}, pid {os.getpid()}", name) and name == worker_name()
 
 
 @pytest.mark.parametrize("level", ["quick", "cpu", "honest"])

@@ -21,6 +21,7 @@ finished before are already saved.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import time
@@ -75,7 +76,13 @@ def _ray_task(X, y, plans, params, engine: str, threads: int, device: str):
     """A Ray task: one chunk on `threads` torch threads; returns (records, seconds, worker)."""
     torch.set_num_threads(threads)
     records, seconds = train_chunk(X.to(device), y.to(device), plans, params, engine)
-    return records, seconds, f"{socket.gethostname()}:{os.getpid()}"
+    return records, seconds, worker_name()
+
+
+def worker_name() -> str:
+    """Which process trained a chunk, for run.json: the node as a short hash of its name (tells a cluster's nodes
+    apart without writing a machine's name into a committed file) and the process id."""
+    return f"node {hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]}, pid {os.getpid()}"
 
 
 def import_ray():
