@@ -10,6 +10,7 @@ import types
 
 import cv2
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -584,22 +585,26 @@ def test_ctrl_c_during_loso_is_one_line_saying_where_and_status_130(tmp_path, sa
 
 @pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
 def test_what_a_killed_loso_leaves_is_cleared_by_the_next_run(tmp_path, samples, capfd, sig):
-    """After `loso` is killed (SIGKILL, or SIGTERM which exits with status 143), the next run clears the lock and temporary
-    files it left and finishes, leaving none."""
+    """After `loso` is killed (SIGKILL, or SIGTERM which exits with status 143) mid-run, the next run clears the lock
+    and temporary files it left and finishes, leaving none: the folds finished before the kill are kept as they were,
+    and the results are those of a run never interrupted."""
     import signal
     import subprocess
     import sys
     import time
 
-    yaml = params_file(tmp_path, folds=["s01", "s02", "s03", "s04"], epochs=3)
+    engine = {"engine": "batched", "fold_chunk": 1} if sig == "SIGKILL" else {}  # each engine saves fold by fold
+    yaml = params_file(tmp_path, folds=["s01", "s02", "s03", "s04"], epochs=3, **engine)
     proc = subprocess.Popen([sys.executable, "-m", "htnet_lib", "loso", "--params", str(yaml)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 300
     while not list((tmp_path / "runs").glob("loso-*/folds/*.npz")) and time.time() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.05)
     proc.send_signal(getattr(signal, sig))  # while a later fold trains
     _, err = proc.communicate(timeout=60)
     run_dir = next(d for d in (tmp_path / "runs").glob("loso-*") if d.is_dir())
+    kept = {f: f.read_bytes() for f in sorted(run_dir.glob("folds/*.npz"))}
+    assert 1 <= len(kept) < 4, "the kill should land mid-run"
     if sig == "SIGKILL":
         assert proc.returncode == -9 and (tmp_path / "runs" / (run_dir.name + ".lock")).exists()
         (run_dir / ".predictions.csv.abc123.tmp").write_text("half a file")  # killed during the final write
@@ -608,6 +613,9 @@ def test_what_a_killed_loso_leaves_is_cleared_by_the_next_run(tmp_path, samples,
         assert leftovers(tmp_path / "runs") == []  # SIGTERM stops as Ctrl-C does: nothing left behind
     rc, out, err = cli(capfd, "loso", "--params", yaml)
     assert rc == 0 and leftovers(tmp_path / "runs") == [] and (run_dir / "metrics.csv").is_file()
+    assert all(f.read_bytes() == payload for f, payload in kept.items())  # not trained again
+    clean = loso.run_loso(config.load_params(yaml).replace(runs_dir=str(tmp_path / "clean")))
+    pd.testing.assert_frame_equal(loso.Run(run_dir).predictions(), clean.predictions())
 
 
 # ---------------------------------------------------------------- 12. settings that cost hours, caught first

@@ -1,11 +1,9 @@
 """LOSO: folds, engines, protocols and run folders (htnet_lib.loso), on the real release."""
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 import warnings
 
 import numpy as np
@@ -328,7 +326,7 @@ def every_network(arch: str, **extra) -> config.Params:
     cfg = models.network(arch).config()
     keys = {"dropout": 0.3} if "dropout" in type(cfg).model_fields else {}
     return config.params_from_dict({**TINY, "arch": arch, **keys, "regions": models.geometry(cfg).regions[0],
-                                    "folds": ["s03", "sub01", "006", "s05", "sub07", "020"], **extra})
+                                    "folds": ["s03", "sub01", "006"], **extra})
 
 
 @pytest.mark.parametrize("arch", sorted(models.NETWORKS))
@@ -385,36 +383,6 @@ def test_fused_adam_names_its_own_run_and_trains_alike(samples, inputs):
     np.testing.assert_allclose(a.test_logits, b.test_logits, rtol=1e-3, atol=1e-3)
     assert fused.fingerprint() != p.fingerprint()
     assert "fused_adam" not in json.dumps(p._train_payload())
-
-
-def test_killed_run_resumes(tmp_path, data_dir):
-    """SIGKILL a run mid-way, rerun the same command: finished folds are kept, the rest done, results as uninterrupted."""
-    params = tmp_path / "p.yaml"
-    folds = ["s01", "s02", "s03", "s04", "s05"]
-    params.write_text(json.dumps({**TINY, "epochs": 4, "folds": folds, "fold_chunk": 1, "engine": "batched",
-                                  "runs_dir": str(tmp_path / "runs")}))
-    cmd = [sys.executable, "-m", "htnet_lib", "loso", "--params", str(params)]
-    env = {**os.environ, "HTNET_DATA_DIR": str(data_dir)}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 180
-    first = []
-    while time.time() < deadline and len(first) < 2:
-        first = sorted(tmp_path.glob("runs/*/folds/*.npz"))
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert 2 <= len(first) < len(folds), "the kill should land mid-run"
-    kept = {f: f.read_bytes() for f in sorted(tmp_path.glob("runs/*/folds/*.npz"))}
-    run_dir = first[0].parent.parent
-    assert not (run_dir / "metrics.csv").exists()
-    subprocess.run(cmd, env=env, check=True, capture_output=True)
-    for f, payload in kept.items():
-        assert f.read_bytes() == payload  # finished folds were not recomputed
-    assert len(list(run_dir.glob("folds/*.npz"))) == len(folds)
-    resumed = loso.Run(run_dir).predictions()
-    clean = loso.run_loso(config.load_params(params).replace(runs_dir=str(tmp_path / "clean")))
-    pd.testing.assert_frame_equal(resumed, clean.predictions())
-    assert not list(run_dir.rglob("*.tmp"))
 
 
 def test_engine_choice_by_measurement(samples, inputs, tmp_path, monkeypatch):
