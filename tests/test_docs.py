@@ -223,8 +223,10 @@ def test_the_readme_reads_the_bench_and_the_whole_make_run_time_when_saved(copy)
                          "net B": {"engines": {"loop": engine}}}}
     (copy / "figures" / "quick" / "bench.json").write_text(json.dumps(bench))
     (copy / "figures" / "quick" / docs.MAKE_RUN).write_text(json.dumps(
-        {"hardware": "test CPU, 2 thread(s)", "setup seconds": 120, "run seconds": 1200, "total seconds": 1320}))
+        {"hardware": "test CPU, 2 thread(s)", "setup seconds": 120, "run seconds": 1200, "total seconds": 1320,
+         "git revision": "0123456789abcdef"}))
     page = docs.render(copy)[copy / "README.md"]
     assert "| net A | 5.0 | batched@4 | 15.0 | 3.00x | 30% | batched@4: `aten::bmm` 40%, `aten::mul` 25% |" in page
     assert "| net B | 5.0 | loop | 5.0 | 1.00x | 10% |  |" in page
     assert "`make run` took\n22 min 0 s (set-up 2 min 0 s, notebooks 20 min 0 s;" in page
+    assert "`tools/time-make-run.sh` at revision 0123456, test CPU, 2 thread(s))" in page
