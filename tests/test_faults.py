@@ -605,6 +605,7 @@ def test_what_a_killed_loso_leaves_is_cleared_by_the_next_run(tmp_path, samples,
     run_dir = next(d for d in (tmp_path / "runs").glob("loso-*") if d.is_dir())
     kept = {f: f.read_bytes() for f in sorted(run_dir.glob("folds/*.npz"))}
     assert 1 <= len(kept) < 4, "the kill should land mid-run"
+    assert not (run_dir / "metrics.csv").exists()
     if sig == "SIGKILL":
         assert proc.returncode == -9 and (tmp_path / "runs" / (run_dir.name + ".lock")).exists()
         (run_dir / ".predictions.csv.abc123.tmp").write_text("half a file")  # killed during the final write
@@ -613,6 +614,7 @@ def test_what_a_killed_loso_leaves_is_cleared_by_the_next_run(tmp_path, samples,
         assert leftovers(tmp_path / "runs") == []  # SIGTERM stops as Ctrl-C does: nothing left behind
     rc, out, err = cli(capfd, "loso", "--params", yaml)
     assert rc == 0 and leftovers(tmp_path / "runs") == [] and (run_dir / "metrics.csv").is_file()
+    assert len(list(run_dir.glob("folds/*.npz"))) == 4
     assert all(f.read_bytes() == payload for f, payload in kept.items())  # not trained again
     clean = loso.run_loso(config.load_params(yaml).replace(runs_dir=str(tmp_path / "clean")))
     pd.testing.assert_frame_equal(loso.Run(run_dir).predictions(), clean.predictions())

@@ -41,6 +41,11 @@ def test_smoke_sweep_on_ray_equals_in_process(tmp_path, samples):
         pd.testing.assert_frame_equal(seeded.predictions(), ray_run.predictions())
 
 
+def test_a_ray_worker_is_named_without_the_machine_name():
+    name = executors.worker_name()
+    assert re.fullmatch(rf"node [0-9a-f]{{8}}, pid {os.getpid()}", name) and name == executors.worker_name()
+
+
 def test_ray_missing_is_one_clear_message(monkeypatch):
     real = builtins.__import__
 

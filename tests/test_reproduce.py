@@ -109,12 +109,6 @@ def test_committed_outputs_hold_no_machine_paths_or_name():
             assert len(host) < 4 or host not in text, f"{p.relative_to(REPO_ROOT)}: this machine's name"
 
 
-def test_a_ray_worker_is_named_without_the_machine_name():
-    from htnet_lib.loso.executors import worker_name
-    name = worker_name()
-    assert re.fullmatch(rf"node [0-9a-f]{{8}}, pid {os.getpid()}", name) and name == worker_name()
-
-
 @pytest.mark.parametrize("level", ["quick", "cpu", "honest"])
 def test_committed_figures_are_the_ones_their_record_names(level):
     """Every committed file of figures/<level> is listed by the notebook that last wrote it, with the same sha256:
