@@ -104,8 +104,9 @@ class Figures:
 
     def bench_rows(self, level: str) -> dict[str, Any] | None:
         """The saved bench of `level` (`make bench`'s JSON record) network by network: the loop's rate, the fastest
-        engine (compiled ones included), its rate against the loop's and the GEMM rate, and the operations its time
-        goes to. None when no bench is saved."""
+        engine (compiled ones included), its rate against the loop's and the GEMM rate, and the operations the time of
+        the fastest uncompiled engine goes to (where that is the loop, the fastest batched engine's too). None when no
+        bench is saved."""
         path = self.dir / level / BENCH_JSON
         if not path.is_file():
             return None
@@ -114,13 +115,13 @@ class Figures:
         for name, c in r["configs"].items():
             eng = c["engines"]
             best = max(eng, key=lambda k: eng[k]["samples_per_s"])
-            profile = c.get("profile", {})
+            profiles = [c[k] for k in ("profile", "profile_batched") if k in c]
             rows.append({"network": name, "loop": eng["loop"]["fold_epochs_per_s"], "best": best,
                          "best_rate": eng[best]["fold_epochs_per_s"],
                          "vs_loop": eng[best]["samples_per_s"] / eng["loop"]["samples_per_s"],
                          "gemm_share": eng[best]["flop_per_s"] / r["gemm_flop_per_s"],
-                         "profiled": profile.get("engine", ""),
-                         "ops": ", ".join(f"`{op}` {share:.0%}" for op, share in profile.get("ops", [])[:3])})
+                         "ops": "; ".join(f"{p['engine']}: " + ", ".join(f"`{op}` {share:.0%}" for op, share
+                                                                         in p["ops"][:3]) for p in profiles)})
         return {"hardware": r["hardware"], "gemm": r["gemm_flop_per_s"], "rows": rows,
                 "revision": r.get("provenance", {}).get("git revision", "")[:7]}
 

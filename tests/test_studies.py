@@ -185,7 +185,8 @@ def test_bench_report_prints_each_ray_placement_against_in_process():
 
 def test_saved_bench_has_its_tables_and_provenance(tmp_path):
     """`bench --out` writes the figures as JSON and the tables docs/speed.md shows: each engine's rate, its share of
-    the GEMM rate and its ratio to the loop, and where the fastest engine's time goes."""
+    the GEMM rate and its ratio to the loop, and where the fastest engine's time goes (and the fastest batched
+    engine's, where the loop was faster)."""
     from htnet_lib.studies.bench import save
 
     eng = {"samples_per_s": 400.0, "samples_per_s_all": [400], "full_loso_s": 80.0, "flop_per_s": 50e9,
@@ -193,13 +194,18 @@ def test_saved_bench_has_its_tables_and_provenance(tmp_path):
     r = {"hardware": "CPU, 2 thread(s)", "threads": 2, "gemm_flop_per_s": 200e9, "gemm_flop_per_s_1_thread": 100e9,
          "configs": {"STSTNet": {"flops_per_sample": 1.56e6, "folds": 68, "epochs": 800,
                                  "engines": {"loop": {**eng, "samples_per_s": 160.0}, "batched@4": eng},
-                                 "profile": {"engine": "batched@4", "ops": [["aten::bmm", 0.25]]}}}}
+                                 "profile": {"engine": "batched@4", "ops": [["aten::bmm", 0.25]]}},
+                     "OFF-ApexNet": {"flops_per_sample": 6.4e6, "folds": 68, "epochs": 3000,
+                                     "engines": {"loop": eng, "batched@4": {**eng, "samples_per_s": 200.0}},
+                                     "profile": {"engine": "loop", "ops": [["aten::mm", 0.15]]},
+                                     "profile_batched": {"engine": "batched@4", "ops": [["aten::copy_", 0.3]]}}}}
     save(r, tmp_path / "bench.json", "params/quick/bench.yaml")
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["provenance"]["study"] == "quick/bench.yaml" and saved["configs"] == r["configs"]
     table = (tmp_path / "bench.md").read_text()
     assert "| STSTNet | batched@4 | 0.92 | 400 | 50.0 | 25.0% | 2.50x |" in table
     assert "| STSTNet | batched@4 | `aten::bmm` 25% |" in table and str(tmp_path) not in table
+    assert "| OFF-ApexNet | loop | `aten::mm` 15% |\n| OFF-ApexNet | batched@4 | `aten::copy_` 30% |" in table
 
 
 def test_every_study_file_of_every_level_loads():
@@ -217,3 +223,23 @@ def test_every_study_file_of_every_level_loads():
             assert published.by_key(p.reproduces).network.lower().replace("-", "") in p.params.model.arch, path
         seen.append(f"{path.parent.name}/{path.name}")
     assert {"honest/baselines.yaml", "honest/offapexnet.yaml", "quick/fresh.yaml", "paper/bench.yaml"} <= set(seen)
+
+
+def test_bench_times_every_engine_and_profiles_the_batched_one_where_the_loop_wins(samples):
+    """On real data (the smoke bench's STSTNet, 2 epochs, 2 folds): every engine gets a positive rate whose FLOP/s is
+    samples/s times the network's counted FLOPs; the fastest uncompiled engine is profiled, and where that is the
+    loop the batched engine is profiled too (where its time goes when it loses), each profile's shares in (0, 1]."""
+    study = load_study(Path(__file__).resolve().parent.parent / "params" / "smoke" / "bench.yaml", bench.BenchOptions)
+    point = next(p for p in study.sweeps["configs"].points if p.label == "STSTNet")
+    opts = study.options.model_copy(update={"chunks": (2,), "profile_ops": 3})
+    r = bench.engine_timings(point.params, opts, samples)
+    assert set(r["engines"]) == {"loop", "batched@2"} and r["flops_per_sample"] == 1562400
+    for e in r["engines"].values():
+        assert e["samples_per_s"] > 0 and e["flop_per_s"] == pytest.approx(e["samples_per_s"] * 1562400)
+    best = max(r["engines"], key=lambda k: r["engines"][k]["samples_per_s"])
+    assert r["profile"]["engine"] == best
+    assert ("profile_batched" in r) == (best == "loop")
+    for key in ("profile", "profile_batched"):
+        if key in r:
+            assert len(r[key]["ops"]) == 3 and all(0 < share <= 1 for _, share in r[key]["ops"])
+    assert r.get("profile_batched", {"engine": "batched@2"})["engine"] == "batched@2"
