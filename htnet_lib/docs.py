@@ -110,18 +110,19 @@ class Figures:
         path = self.dir / level / BENCH_JSON
         if not path.is_file():
             return None
+        from .studies.bench import profiles
+
         r = json.loads(path.read_text())
         rows = []
         for name, c in r["configs"].items():
             eng = c["engines"]
             best = max(eng, key=lambda k: eng[k]["samples_per_s"])
-            profiles = [c[k] for k in ("profile", "profile_batched") if k in c]
             rows.append({"network": name, "loop": eng["loop"]["fold_epochs_per_s"], "best": best,
                          "best_rate": eng[best]["fold_epochs_per_s"],
                          "vs_loop": eng[best]["samples_per_s"] / eng["loop"]["samples_per_s"],
                          "gemm_share": eng[best]["flop_per_s"] / r["gemm_flop_per_s"],
                          "ops": "; ".join(f"{p['engine']}: " + ", ".join(f"`{op}` {share:.0%}" for op, share
-                                                                         in p["ops"][:3]) for p in profiles)})
+                                                                         in p["ops"][:3]) for p in profiles(c))})
         return {"hardware": r["hardware"], "gemm": r["gemm_flop_per_s"], "rows": rows,
                 "revision": r.get("provenance", {}).get("git revision", "")[:7]}
 

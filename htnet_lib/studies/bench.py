@@ -204,6 +204,12 @@ def save(result: dict[str, Any], path: str | os.PathLike, study: str | os.PathLi
     atomic_write_text(Path(path).with_suffix(".md"), markdown_report({**result, "provenance": provenance}))
 
 
+def profiles(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """A saved configuration's profiles: the fastest uncompiled engine's, then the fastest batched engine's where the
+    loop was faster."""
+    return [config[k] for k in ("profile", "profile_batched") if k in config]
+
+
 def markdown_report(r: dict[str, Any]) -> str:
     """The engine timings and profiles of a saved bench as markdown tables (what docs/speed.md shows)."""
     gemm = r["gemm_flop_per_s"]
@@ -222,10 +228,9 @@ def markdown_report(r: dict[str, Any]) -> str:
             "loop was faster (torch.profiler, own time per operation):",
             "", "| configuration | engine | operations |", "| --- | --- | --- |"]
     for name, c in r["configs"].items():
-        for key in ("profile", "profile_batched"):
-            if key in c:
-                ops = ", ".join(f"`{op}` {share:.0%}" for op, share in c[key]["ops"])
-                out.append(f"| {name} | {c[key]['engine']} | {ops} |")
+        for prof in profiles(c):
+            ops = ", ".join(f"`{op}` {share:.0%}" for op, share in prof["ops"])
+            out.append(f"| {name} | {prof['engine']} | {ops} |")
     return "\n".join(out) + "\n"
 
 
@@ -250,10 +255,9 @@ def format_report(r: dict[str, Any]) -> str:
         best = max(c["engines"], key=lambda k: c["engines"][k]["samples_per_s"])
         if best != "loop":
             lines.append(f"  best ({best}) / loop: {c['engines'][best]['samples_per_s'] / c['engines']['loop']['samples_per_s']:.2f}x")
-        for key in ("profile", "profile_batched"):
-            if key in c:
-                ops = ", ".join(f"{name} {share:.0%}" for name, share in c[key]["ops"])
-                lines.append(f"  where {c[key]['engine']}'s time goes (own time per operation): {ops}")
+        for prof in profiles(c):
+            ops = ", ".join(f"{op} {share:.0%}" for op, share in prof["ops"])
+            lines.append(f"  where {prof['engine']}'s time goes (own time per operation): {ops}")
     ray = r.get("ray")
     if isinstance(ray, str):
         lines.append(f"\nRay: {ray}")
