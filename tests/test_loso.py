@@ -357,6 +357,25 @@ def test_every_network_trains_the_same_fold_alone_or_in_a_chunk(samples, flow_ma
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, msg=name)
 
 
+@pytest.mark.parametrize("arch", sorted(models.NETWORKS))
+def test_adam_steps_gradients_in_their_weights_layout(samples, flow_maps, arch, monkeypatch):
+    """Every network, batched engine, fused Adam: each gradient Adam steps has its stacked weight's strides. torch's
+    fused CPU Adam reads a gradient as if it had its weight's layout, so a transposed one (what vmap's stacked hidden
+    layers produce) would train wrongly without an error; the step's backward() copies it into the weight's layout."""
+    p = every_network(arch, epochs=1, fused_adam=True)
+    X = regions.model_inputs(samples, flow_maps, p.train, models.geometry(p.model), progress=False)
+    plans = engines.same_batch_count(loso.plan_folds(samples, p.train), p)[:2]
+    seen, step = [], torch.optim.Adam.step
+
+    def recording(self, *args, **kwargs):
+        seen.extend((w.grad.stride(), w.stride()) for g in self.param_groups for w in g["params"] if w.dim() > 1)
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording)
+    engines.train(X, torch.tensor(samples["label"].to_numpy()), plans, p, "batched")
+    assert seen and all(g == w for g, w in seen), arch
+
+
 def test_fold_dropout_draws_what_nn_dropout_draws():
     """The loop engine's masks are bit for bit those `nn.Dropout` draws on the CPU from the same seed, so runs trained
     before the fold-wise modules repeat exactly; a padded chunk gives each fold the rows it would draw alone."""

@@ -254,6 +254,9 @@ def _train(folds: Folds, X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldP
                 with autocast(device, amp):
                     logits = folds.forward(xb, mask=bm, counts=[len(b[k]) for b in batches]).float()  # (F, B, classes)
                 per_fold = fold_losses(logits, Y.gather(1, bi), bm, weights, tr)
+                # backward(), not autograd.grad: it hands each gradient its weight's memory layout, which
+                # torch's fused CPU Adam assumes without checking (2.14 reads a transposed gradient as
+                # contiguous; pytorch/pytorch#106951 for the same mismatch on CUDA)
                 per_fold.sum().backward()
                 opt.step()
                 total += per_fold.detach() * bm.sum(1)
