@@ -110,7 +110,7 @@ class Figures:
         path = self.dir / level / BENCH_JSON
         if not path.is_file():
             return None
-        from .studies.bench import profiles
+        from .studies.bench import op_text, profiles
 
         r = json.loads(path.read_text())
         rows = []
@@ -121,8 +121,8 @@ class Figures:
                          "best_rate": eng[best]["fold_epochs_per_s"],
                          "vs_loop": eng[best]["samples_per_s"] / eng["loop"]["samples_per_s"],
                          "gemm_share": eng[best]["flop_per_s"] / r["gemm_flop_per_s"],
-                         "ops": "; ".join(f"{p['engine']}: " + ", ".join(f"`{op}` {share:.0%}" for op, share
-                                                                         in p["ops"][:3]) for p in profiles(c))})
+                         "ops": "; ".join(f"{p['engine']}: " + ", ".join(op_text(op, shapes=False) for op in p["ops"][:3])
+                                          for p in profiles(c))})
         return {"hardware": r["hardware"], "gemm": r["gemm_flop_per_s"], "rows": rows,
                 "revision": r.get("provenance", {}).get("git revision", "")[:7]}
 

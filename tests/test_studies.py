@@ -241,5 +241,7 @@ def test_bench_times_every_engine_and_profiles_the_batched_one_where_the_loop_wi
     assert ("profile_batched" in r) == (best == "loop")
     for key in ("profile", "profile_batched"):
         if key in r:
-            assert len(r[key]["ops"]) == 3 and all(0 < share <= 1 for _, share in r[key]["ops"])
+            ops = r[key]["ops"]
+            assert len(ops) == 3 and all(0 < on <= share <= 1 for _, share, _, on in ops)
+            assert all(shapes.startswith("[") for _, _, shapes, _ in ops)
     assert r.get("profile_batched", {"engine": "batched@2"})["engine"] == "batched@2"

@@ -127,15 +127,33 @@ def engine_timings(params: Params, opts: BenchOptions, samples=None) -> dict[str
 
 def op_shares(X: torch.Tensor, y: torch.Tensor, plans, params: Params, engine: str, top: int) -> list[list]:
     """The `top` operations by their own time in one training of `plans` with `engine` (torch.profiler), each as
-    [name, share of all operations' own time]: where a configuration's time goes, measured rather than guessed."""
+    [name, share of all operations' own time, its costliest input shapes, their share]: where a configuration's time
+    goes and on which tensors, measured rather than guessed."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if X.is_cuda else [])) as prof:
+    with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if X.is_cuda else []),
+                 record_shapes=True) as prof:
         engines.train(X, y, plans, params, engine)
-    events = [e for e in prof.key_averages() if not e.key.startswith(("Optimizer.", "autograd::", "ProfilerStep"))]
-    total = sum(e.self_cpu_time_total for e in events) or 1.0
-    ranked = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:top]
-    return [[e.key, round(e.self_cpu_time_total / total, 3)] for e in ranked]
+    groups: dict[str, list] = {}  # operation -> its events, one per distinct set of input shapes
+    for e in prof.key_averages(group_by_input_shape=True):
+        if not e.key.startswith(("Optimizer.", "autograd::", "ProfilerStep")):
+            groups.setdefault(e.key, []).append(e)
+    total = sum(e.self_cpu_time_total for g in groups.values() for e in g) or 1.0
+    ranked = sorted(groups.items(), key=lambda kv: sum(e.self_cpu_time_total for e in kv[1]), reverse=True)[:top]
+    out = []
+    for name, events in ranked:
+        costliest = max(events, key=lambda e: e.self_cpu_time_total)
+        shapes = ", ".join(str(list(s)) for s in costliest.input_shapes if s)
+        out.append([name, round(sum(e.self_cpu_time_total for e in events) / total, 3), shapes,
+                    round(costliest.self_cpu_time_total / total, 3)])
+    return out
+
+
+def op_text(op: list, shapes: bool = True, mark: str = "`") -> str:
+    """One profiled operation as text: its name and share and, with `shapes` (where the profile has them), the share
+    spent on its costliest input shapes."""
+    text = f"{mark}{op[0]}{mark} {op[1]:.0%}"
+    return text + (f" ({op[3]:.0%} on {op[2]})" if shapes and len(op) > 2 and op[2] else "")
 
 
 def end_to_end(params_list: list[Params], workers: int, engine: str, chunk: int) -> dict[str, float]:
@@ -225,11 +243,12 @@ def markdown_report(r: dict[str, Any]) -> str:
             out.append(f"| {name} | {eng} | {e['fold_epochs_per_s']:.2f} | {e['samples_per_s']:.0f} | "
                        f"{e['flop_per_s'] / 1e9:.1f} | {e['flop_per_s'] / gemm:.1%} | {e['samples_per_s'] / loop:.2f}x |")
     out += ["", "Where each configuration's fastest engine spends its time, and the fastest batched engine's where the "
-            "loop was faster (torch.profiler, own time per operation):",
+            "loop was faster (torch.profiler, own time per operation, and in brackets the share spent on the "
+            "operation's costliest input shapes):",
             "", "| configuration | engine | operations |", "| --- | --- | --- |"]
     for name, c in r["configs"].items():
         for prof in profiles(c):
-            ops = ", ".join(f"`{op}` {share:.0%}" for op, share in prof["ops"])
+            ops = ", ".join(op_text(op) for op in prof["ops"])
             out.append(f"| {name} | {prof['engine']} | {ops} |")
     return "\n".join(out) + "\n"
 
@@ -256,7 +275,7 @@ def format_report(r: dict[str, Any]) -> str:
         if best != "loop":
             lines.append(f"  best ({best}) / loop: {c['engines'][best]['samples_per_s'] / c['engines']['loop']['samples_per_s']:.2f}x")
         for prof in profiles(c):
-            ops = ", ".join(f"{op} {share:.0%}" for op, share in prof["ops"])
+            ops = ", ".join(op_text(op, mark="") for op in prof["ops"])
             lines.append(f"  where {prof['engine']}'s time goes (own time per operation): {ops}")
     ray = r.get("ray")
     if isinstance(ray, str):
