@@ -47,7 +47,7 @@ fetch: setup
 
 # The compiled engine is checked against the eager one first: the bench is the only place that uses it.
 bench: setup
-	HTNET_COMPILE_TEST=1 HTNET_REQUIRE_DATA=1 $(PY) -m pytest -q tests/test_loso.py -k compiled_batched_engine
+	HTNET_COMPILE_TEST=1 HTNET_REQUIRE_DATA=1 $(PY) -m pytest -q tests/test_loso.py tests/test_studies.py -k "compiled_batched_engine or compile_overhead"
 	$(PY) -m htnet_lib bench --study params/$(PARAMS)/bench.yaml --out figures/$(PARAMS)/bench.json
 
 clean:

@@ -104,13 +104,13 @@ class Figures:
 
     def bench_rows(self, level: str) -> dict[str, Any] | None:
         """The saved bench of `level` (`make bench`'s JSON record) network by network: the loop's rate, the fastest
-        engine (compiled ones included), its rate against the loop's and the GEMM rate, and the operations the time of
-        the fastest uncompiled engine goes to (where that is the loop, the fastest batched engine's too). None when no
-        bench is saved."""
+        engine (compiled ones included), its rate against the loop's and the GEMM rate, the operations the time of
+        the fastest uncompiled engine goes to (where that is the loop, the fastest batched engine's too), and what
+        compiling cost fresh processes where the bench measured it. None when no bench is saved."""
         path = self.dir / level / BENCH_JSON
         if not path.is_file():
             return None
-        from .studies.bench import op_text, profiles
+        from .studies.bench import compile_saving, op_text, profiles
 
         r = json.loads(path.read_text())
         rows = []
@@ -122,7 +122,10 @@ class Figures:
                          "vs_loop": eng[best]["samples_per_s"] / eng["loop"]["samples_per_s"],
                          "gemm_share": eng[best]["flop_per_s"] / r["gemm_flop_per_s"],
                          "ops": "; ".join(f"{p['engine']}: " + ", ".join(op_text(op, shapes=False) for op in p["ops"][:3])
-                                          for p in profiles(c))})
+                                          for p in profiles(c)),
+                         "compile": next(({"engine": k, "cold": e["compile_cold_s"], "warm": e["compile_warm_s"],
+                                           "saved": compile_saving(c, k)} for k, e in eng.items()
+                                          if "compile_cold_s" in e), None)})
         return {"hardware": r["hardware"], "gemm": r["gemm_flop_per_s"], "rows": rows,
                 "revision": r.get("provenance", {}).get("git revision", "")[:7]}
 

@@ -217,13 +217,15 @@ def test_the_readme_reads_the_bench_and_the_whole_make_run_time_when_saved(copy)
     (copy / "figures" / "quick" / docs.MAKE_RUN).unlink(missing_ok=True)
     page = docs.render(copy)[copy / "README.md"]
     assert "No bench is saved yet" in page and "From a fresh clone" not in page
-    engine = {"fold_epochs_per_s": 5.0, "samples_per_s": 2000.0, "flop_per_s": 20e9}
+    engine = {"fold_epochs_per_s": 5.0, "samples_per_s": 2000.0, "flop_per_s": 20e9, "full_loso_s": 80.0}
     bench = {"hardware": "test CPU, 2 thread(s)", "gemm_flop_per_s": 200e9, "provenance": {"git revision": "abcdef123"},
              "configs": {"net A": {"engines": {"loop": engine, "batched@4": dict(engine, fold_epochs_per_s=15.0,
                                                                                   samples_per_s=6000.0, flop_per_s=60e9)},
                                    "profile": {"engine": "batched@4", "ops": [["aten::bmm", 0.4], ["aten::mul", 0.25]]}},
                          "net B": {"engines": {"loop": engine}},
-                         "net C": {"engines": {"loop": engine, "batched@16": dict(engine, samples_per_s=500.0)},
+                         "net C": {"engines": {"loop": engine, "batched@16": dict(engine, samples_per_s=500.0),
+                                               "batched@16+compile": dict(engine, samples_per_s=600.0, full_loso_s=50.0,
+                                                                          compile_cold_s=101.4, compile_warm_s=19.6)},
                                    "profile": {"engine": "loop", "ops": [["aten::mm", 0.5]]},
                                    "profile_batched": {"engine": "batched@16", "ops": [["aten::copy_", 0.3]]}}}}
     (copy / "figures" / "quick" / "bench.json").write_text(json.dumps(bench))
@@ -234,5 +236,8 @@ def test_the_readme_reads_the_bench_and_the_whole_make_run_time_when_saved(copy)
     assert "| net A | 5.0 | batched@4 | 15.0 | 3.00x | 30% | batched@4: `aten::bmm` 40%, `aten::mul` 25% |" in page
     assert "| net B | 5.0 | loop | 5.0 | 1.00x | 10% |  |" in page
     assert "| net C | 5.0 | loop | 5.0 | 1.00x | 10% | loop: `aten::mm` 50%; batched@16: `aten::copy_` 30% |" in page
+    assert ("net C, batched@16+compile: compiling took 101 s in a fresh process with an\nempty inductor cache and 20 s "
+            "in the next one, which found the first one's cache on disk;\nthe compiled rate saves 30 s") in page
+    assert page.count("compiling took") == 1
     assert "`make run` took\n22 min 0 s (set-up 2 min 0 s, notebooks 20 min 0 s;" in page
     assert "`tools/time-make-run.sh` at revision 0123456, test CPU, 2 thread(s))" in page

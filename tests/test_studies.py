@@ -198,14 +198,53 @@ def test_saved_bench_has_its_tables_and_provenance(tmp_path):
                      "OFF-ApexNet": {"flops_per_sample": 6.4e6, "folds": 68, "epochs": 3000,
                                      "engines": {"loop": eng, "batched@4": {**eng, "samples_per_s": 200.0}},
                                      "profile": {"engine": "loop", "ops": [["aten::mm", 0.15]]},
-                                     "profile_batched": {"engine": "batched@4", "ops": [["aten::copy_", 0.3]]}}}}
+                                     "profile_batched": {"engine": "batched@4", "ops": [
+                                         ["aten::copy_", 0.3, "[4, 1024, 784], [4, 1024, 784]", 0.2]]}}}}
+    r["configs"]["STSTNet"]["engines"]["batched@4+compile"] = {
+        **eng, "samples_per_s": 500.0, "full_loso_s": 64.0, "compile_cold_s": 95.2, "compile_warm_s": 20.4}
     save(r, tmp_path / "bench.json", "params/quick/bench.yaml")
     saved = json.loads((tmp_path / "bench.json").read_text())
     assert saved["provenance"]["study"] == "quick/bench.yaml" and saved["configs"] == r["configs"]
     table = (tmp_path / "bench.md").read_text()
     assert "| STSTNet | batched@4 | 0.92 | 400 | 50.0 | 25.0% | 2.50x |" in table
     assert "| STSTNet | batched@4 | `aten::bmm` 25% |" in table and str(tmp_path) not in table
-    assert "| OFF-ApexNet | loop | `aten::mm` 15% |\n| OFF-ApexNet | batched@4 | `aten::copy_` 30% |" in table
+    assert ("| OFF-ApexNet | loop | `aten::mm` 15% |\n"
+            "| OFF-ApexNet | batched@4 | `aten::copy_` 30% (20% on [4, 1024, 784], [4, 1024, 784]) |") in table
+    assert "| STSTNet | batched@4+compile | 95 | 20 | 16 |" in table  # 80 s uncompiled - 64 s compiled
+
+
+def test_bench_stops_growing_the_chunk_once_it_is_slower(samples, monkeypatch):
+    """Chunks are timed smallest first, and none after one slower than the chunk before it; the compiled engine
+    takes the fastest chunk. Timings stand in for the engines here (seconds per fold-epoch by chunk size)."""
+    seconds = {1: 0.1, 2: 0.05, 4: 0.08, 8: 0.01}  # 8 would be fastest but comes after a slower 4
+    timed = []
+
+    def fake(engine, X, y, plans, params, **options):
+        timed.append((engine, len(plans), bool(options)))
+        return seconds[len(plans)] * (0.5 if options else 1.0)
+
+    monkeypatch.setattr(bench.engines, "seconds_per_fold_epoch", fake)
+    monkeypatch.setattr(bench, "compile_overhead", lambda params, chunk, cache: float(chunk))
+    study = load_study(Path(__file__).resolve().parent.parent / "params" / "smoke" / "bench.yaml", bench.BenchOptions)
+    opts = study.options.model_copy(update={"chunks": (8, 2, 4), "loop_folds": 1, "compile": True, "profile_ops": 0})
+    r = bench.engine_timings(study.base, opts, samples)
+    assert timed == [("loop", 1, False), ("batched", 2, False), ("batched", 4, False), ("batched", 2, True)]
+    assert list(r["engines"]) == ["loop", "batched@2", "batched@4", "batched@2+compile"]
+    assert r["engines"]["batched@2+compile"]["compile_cold_s"] == 2.0 == r["engines"]["batched@2+compile"]["compile_warm_s"]
+    assert r["engines"]["batched@2"]["fold_epochs_per_s"] == pytest.approx(20.0)
+
+
+@pytest.mark.skipif(__import__("os").environ.get("HTNET_COMPILE_TEST") != "1",
+                    reason="compiles twice in fresh processes: set HTNET_COMPILE_TEST=1 (`make bench` runs it)")
+def test_compile_overhead_fills_then_reads_the_cache_it_is_given(tmp_path):
+    """A fresh process compiles the batched engine (the smoke model, 2 folds, 2 epochs) into the inductor cache folder
+    it is handed, and a second one reuses it: both report positive seconds outside the timed epochs."""
+    study = load_study(Path(__file__).resolve().parent.parent / "params" / "smoke" / "bench.yaml", bench.BenchOptions)
+    probe = bench.engines.probe_params(study.base, 2)
+    cold = bench.compile_overhead(probe, 2, tmp_path)
+    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert cold > 0 and written
+    assert bench.compile_overhead(probe, 2, tmp_path) > 0
 
 
 def test_every_study_file_of_every_level_loads():

@@ -8,7 +8,10 @@ configurations to time (the level's model, the paper's), and its options say how
 2. per configuration and engine (the loop; the batched engine at each chunk size): training samples per second
    (median of `repeats` timings of `epochs` epochs, the first excluded as warm-up), the time of a full LOSO
    extrapolated from it, FLOP/s (`models.flops_per_sample` x samples/s) and that as a fraction of the GEMM rate. On a
-   CPU a model above 50 MFLOP per sample (the paper's) is timed once, on one fold (loop) and two (batched);
+   CPU a model above 50 MFLOP per sample (the paper's) is timed once, on one fold (loop) and two (batched). With
+   `compile`, the fastest chunk through torch.compile too, and what compiling costs a fresh process with an empty
+   and with a warm on-disk inductor cache (what a run would pay first on a machine, then every later time);
+   where each configuration's time goes (torch.profiler: the top operations and their costliest input shapes);
 3. end to end, side by side in one run (`ray_workers` > 0 and Ray installed): the level's LOSO (seed 0, all folds) and
    one of its sweeps (`ray_sweep`, seed 0) trained in-process with the best engine found in 2, then on a local Ray
    with `ray_workers` one-thread workers running the same engine, and running the loop (a fold per task); wall
@@ -16,8 +19,11 @@ configurations to time (the level's model, the paper's), and its options say how
 """
 from __future__ import annotations
 
+import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +36,7 @@ from pydantic import Field, StrictInt
 from .. import data as data_mod
 from .. import regions
 from .._io import atomic_write_json, atomic_write_text, git_revision, hardware
-from ..config import Ints, Params, Section
+from ..config import Ints, Params, Section, params_from_dict
 from ..loso import engines, plan_folds, run_many
 from ..models import flops_per_sample, geometry
 from .spec import Study, load_study
@@ -48,8 +54,8 @@ class BenchOptions(Section):
     epochs: Positive = 3  # epochs per timing; the first is warm-up
     repeats: Positive = 3  # timings per measurement; medians are printed
     loop_folds: Positive = 2  # folds the loop trains per timing
-    chunks: Ints = (4, 16)  # batched chunk sizes timed
-    compile: bool = False  # also time the largest chunk with torch.compile, and the compilation itself
+    chunks: Ints = (4, 16)  # batched chunk sizes, timed smallest first until one is slower than the one before
+    compile: bool = False  # also the fastest chunk through torch.compile, and compiling in fresh processes
     gemm_size: Positive = 1024
     profile_ops: Annotated[StrictInt, Field(ge=0)] = 6  # per configuration, the operations that take the most time
     ray_workers: Annotated[StrictInt, Field(ge=0)] = 2  # one-thread Ray workers for the end-to-end comparison; 0: skip
@@ -78,51 +84,100 @@ def gemm_rate(n: int = 1024, threads: int | None = None, seconds: float = 1.0, d
         torch.set_num_threads(before)
 
 
-def engine_timings(params: Params, opts: BenchOptions, samples=None) -> dict[str, Any]:
-    """Samples/s of the loop and of the batched engine at each chunk size for one configuration (medians)."""
+def _timing_inputs(params: Params, samples) -> tuple[list, torch.Tensor, torch.Tensor]:
+    """The folds of `params` and the model inputs and labels on its device."""
     device = engines.resolve_device(params.run.device)
-    samples = data_mod.load_samples(params.run.data_dir or None) if samples is None else samples
-    plans = plan_folds(samples, params.train)
-    probe = engines.probe_params(params, opts.epochs)
     X = regions.model_inputs(samples, data_mod.load_flow_maps(samples), params.train, geometry(params.model),
                              progress=False).to(device)
-    y = torch.tensor(samples["label"].to_numpy(), device=device)
+    return plan_folds(samples, params.train), X, torch.tensor(samples["label"].to_numpy(), device=device)
+
+
+def engine_timings(params: Params, opts: BenchOptions, samples=None) -> dict[str, Any]:
+    """Samples/s of the loop and of the batched engine at each chunk size for one configuration (medians). Chunks are
+    timed smallest first, and none larger than one that was slower than the chunk before it (stacking more has
+    stopped paying). With `compile`, the fastest batched chunk is timed through torch.compile too, with what compiling
+    costs a fresh process: once with an empty on-disk inductor cache and once with the cache the first one left."""
+    device = engines.resolve_device(params.run.device)
+    samples = data_mod.load_samples(params.run.data_dir or None) if samples is None else samples
+    plans, X, y = _timing_inputs(params, samples)
+    probe = engines.probe_params(params, opts.epochs)
     same = engines.same_batch_count(plans, probe)
     flops = flops_per_sample(params.model, train=True)
     heavy = device.type == "cpu" and flops > HEAVY_FLOPS  # the paper's model on a CPU: timed once, on few folds
     repeats, loop_folds, chunks = (1, 1, (2,)) if heavy else (opts.repeats, opts.loop_folds, opts.chunks)
-    kinds = {"loop": ("loop", same[:loop_folds])}
-    if engines.batchable(params.model):
-        kinds |= {f"batched@{c}": ("batched", same[:c]) for c in chunks if c <= len(same)}
     n_train = float(np.mean([len(p.train_idx) for p in plans]))
-    options = {name: {} for name in kinds}
-    if opts.compile and not heavy and len(kinds) > 1:
-        biggest = list(kinds)[-1]
-        kinds[biggest + "+compile"] = kinds[biggest]
-        options[biggest + "+compile"] = {"compile": True}
-    out = {}
-    for name, (engine, chunk) in kinds.items():
+    kinds: dict[str, tuple[str, list]] = {}
+    out: dict[str, dict[str, Any]] = {}
+
+    def timed(name: str, engine: str, chunk: list, **options: Any) -> float:
+        kinds[name] = (engine, chunk)
         t0 = time.perf_counter()
-        secs = [engines.seconds_per_fold_epoch(engine, X, y, chunk, probe, **options[name]) for _ in range(repeats)]
+        secs = [engines.seconds_per_fold_epoch(engine, X, y, chunk, probe, **options) for _ in range(repeats)]
         wall = time.perf_counter() - t0
         s = statistics.median(secs)
         out[name] = {"samples_per_s": n_train / s, "fold_epochs_per_s": 1 / s,
                      "samples_per_s_all": [round(n_train / v) for v in secs],
                      "full_loso_s": s * len(plans) * params.train.epochs, "flop_per_s": n_train / s * flops}
-        if options[name]:  # what the timed epochs leave out: mostly compilation, paid once per shape and process
+        if options:  # what the timed epochs leave out: mostly compilation, paid once per shape and process
             out[name]["overhead_s"] = wall - sum(secs) * len(chunk) * (probe.train.epochs - 1)
+        return out[name]["samples_per_s"]
+
+    timed("loop", "loop", same[:loop_folds])
+    stacked: list[str] = []
+    if engines.batchable(params.model):
+        before = 0.0
+        for c in sorted(c for c in chunks if c <= len(same)):
+            stacked.append(f"batched@{c}")
+            rate = timed(stacked[-1], "batched", same[:c])
+            if rate < before:
+                break
+            before = rate
+    if opts.compile and not heavy and stacked:
+        fastest = max(stacked, key=lambda k: out[k]["samples_per_s"])
+        timed(fastest + "+compile", "batched", kinds[fastest][1], compile=True)
+        with tempfile.TemporaryDirectory(prefix="htnet-inductor-") as cache:
+            for when in ("cold", "warm"):
+                seconds = compile_overhead(probe, len(kinds[fastest][1]), cache)
+                out[fastest + "+compile"][f"compile_{when}_s"] = seconds
     result = {"flops_per_sample": flops, "engines": out, "folds": len(plans), "epochs": params.train.epochs}
     if opts.profile_ops:
         plain = [k for k in out if not k.endswith("+compile")]
         best = max(plain, key=lambda k: out[k]["samples_per_s"])
         result["profile"] = {"engine": best, "ops": op_shares(X, y, kinds[best][1], probe, kinds[best][0],
                                                               opts.profile_ops)}
-        stacked = [k for k in plain if k != "loop"]
         if best == "loop" and stacked:  # where the batched engine's time goes when it loses to the loop
             fastest = max(stacked, key=lambda k: out[k]["samples_per_s"])
             result["profile_batched"] = {"engine": fastest, "ops": op_shares(X, y, kinds[fastest][1], probe,
                                                                              "batched", opts.profile_ops)}
     return result
+
+
+def compile_overhead(params: Params, chunk: int, cache: str | os.PathLike) -> float:
+    """Seconds a fresh Python process spends outside the timed epochs when it trains the first `chunk` batchable
+    folds of `params` with the batched engine through torch.compile, with inductor's on-disk cache in `cache`
+    (`TORCHINDUCTOR_CACHE_DIR`): compiling from nothing when the folder is empty, mostly loading what an earlier
+    process compiled when it is not. On this process's thread count."""
+    spec = {"params": params.to_flat(), "extra": list(params.extra), "chunk": chunk,
+            "threads": torch.get_num_threads()}
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache),
+           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-m", "htnet_lib.studies.bench", json.dumps(spec)], env=env,
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"the compile timing process failed:\n{done.stderr[-3000:]}")
+    return float(done.stdout.split()[-1])
+
+
+def _compile_overhead_here(spec: dict[str, Any]) -> float:
+    """`compile_overhead` inside the fresh process."""
+    torch.set_num_threads(spec["threads"])
+    p = params_from_dict(spec["params"], source="<bench>", extra_keys=tuple(spec["extra"]))
+    plans, X, y = _timing_inputs(p, data_mod.load_samples(p.run.data_dir or None))
+    chunk = engines.same_batch_count(plans, p)[:spec["chunk"]]
+    t0 = time.perf_counter()
+    s = engines.seconds_per_fold_epoch("batched", X, y, chunk, p, compile=True)
+    return time.perf_counter() - t0 - s * len(chunk) * (p.train.epochs - 1)
 
 
 def op_shares(X: torch.Tensor, y: torch.Tensor, plans, params: Params, engine: str, top: int) -> list[list]:
@@ -228,6 +283,13 @@ def profiles(config: dict[str, Any]) -> list[dict[str, Any]]:
     return [config[k] for k in ("profile", "profile_batched") if k in config]
 
 
+def compile_saving(config: dict[str, Any], compiled: str) -> float:
+    """Seconds the compiled engine `compiled` saves on a whole LOSO of a saved configuration's epochs, against the same
+    chunk uncompiled (compiling not counted)."""
+    e = config["engines"]
+    return e[compiled.removesuffix("+compile")]["full_loso_s"] - e[compiled]["full_loso_s"]
+
+
 def markdown_report(r: dict[str, Any]) -> str:
     """The engine timings and profiles of a saved bench as markdown tables (what docs/speed.md shows)."""
     gemm = r["gemm_flop_per_s"]
@@ -242,6 +304,17 @@ def markdown_report(r: dict[str, Any]) -> str:
         for eng, e in c["engines"].items():
             out.append(f"| {name} | {eng} | {e['fold_epochs_per_s']:.2f} | {e['samples_per_s']:.0f} | "
                        f"{e['flop_per_s'] / 1e9:.1f} | {e['flop_per_s'] / gemm:.1%} | {e['samples_per_s'] / loop:.2f}x |")
+    compiled = [(name, eng, e) for name, c in r["configs"].items() for eng, e in c["engines"].items()
+                if "compile_cold_s" in e]
+    if compiled:
+        out += ["", "What compiling costs a fresh process (outside the timed epochs), with an empty inductor cache and "
+                "with the one an earlier process left, against the time the compiled rate saves on a whole LOSO of "
+                "the configuration's epochs (a LOSO compiles once per chunk shape):", "",
+                "| configuration | engine | empty cache, s | warm cache, s | LOSO time saved, s |",
+                "| --- | --- | ---: | ---: | ---: |"]
+        for name, eng, e in compiled:
+            out.append(f"| {name} | {eng} | {e['compile_cold_s']:.0f} | {e['compile_warm_s']:.0f} | "
+                       f"{compile_saving(r['configs'][name], eng):.0f} |")
     out += ["", "Where each configuration's fastest engine spends its time, and the fastest batched engine's where the "
             "loop was faster (torch.profiler, own time per operation, and in brackets the share spent on the "
             "operation's costliest input shapes):",
@@ -271,6 +344,10 @@ def format_report(r: dict[str, Any]) -> str:
             if "overhead_s" in e:
                 lines.append(f"  {'':36s} + {e['overhead_s']:.0f} s outside the timed epochs (compilation) in "
                              f"{len(e['samples_per_s_all'])} calls in one process")
+            if "compile_cold_s" in e:
+                lines.append(f"  {'':36s} compiling in a fresh process: {e['compile_cold_s']:.0f} s with an empty "
+                             f"inductor cache, {e['compile_warm_s']:.0f} s with a warm one; the compiled rate saves "
+                             f"{compile_saving(c, eng):.0f} s on a whole LOSO")
         best = max(c["engines"], key=lambda k: c["engines"][k]["samples_per_s"])
         if best != "loop":
             lines.append(f"  best ({best}) / loop: {c['engines'][best]['samples_per_s'] / c['engines']['loop']['samples_per_s']:.2f}x")
@@ -339,3 +416,7 @@ def estimate_level(params_dir: str | os.PathLike, rates: tuple[float, ...] = (20
             row[f"hours at {r / 1e12:.0f} TFLOP/s"] = float(f"{flops / r / 3600:.3g}")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+if __name__ == "__main__":  # `compile_overhead`'s fresh process
+    print(_compile_overhead_here(json.loads(sys.argv[1])))
