@@ -105,12 +105,13 @@ class Figures:
     def bench_rows(self, level: str) -> dict[str, Any] | None:
         """The saved bench of `level` (`make bench`'s JSON record) network by network: the loop's rate, the fastest
         engine (compiled ones included), its rate against the loop's and the GEMM rate, the operations the time of
-        the fastest uncompiled engine goes to (where that is the loop, the fastest batched engine's too), and what
-        compiling cost fresh processes where the bench measured it. None when no bench is saved."""
+        the fastest uncompiled engine goes to (where that is the loop, the fastest batched engine's too), that engine's
+        matrix products (share of the time, GFLOP/s at the model's shapes), and what compiling cost fresh processes
+        where the bench measured it. None when no bench is saved."""
         path = self.dir / level / BENCH_JSON
         if not path.is_file():
             return None
-        from .studies.bench import compile_saving, op_text, profiles
+        from .studies.bench import compile_saving, gemm_text, op_text, profiles
 
         r = json.loads(path.read_text())
         rows = []
@@ -123,6 +124,7 @@ class Figures:
                          "gemm_share": eng[best]["flop_per_s"] / r["gemm_flop_per_s"],
                          "ops": "; ".join(f"{p['engine']}: " + ", ".join(op_text(op, shapes=False) for op in p["ops"][:3])
                                           for p in profiles(c)),
+                         "gemm": gemm_text(c["profile"]) if "profile" in c else "",
                          "compile": next(({"engine": k, "cold": e["compile_cold_s"], "warm": e["compile_warm_s"],
                                            "saved": compile_saving(c, k)} for k, e in eng.items()
                                           if "compile_cold_s" in e), None)})

@@ -199,7 +199,8 @@ def test_saved_bench_has_its_tables_and_provenance(tmp_path):
                                      "engines": {"loop": eng, "batched@4": {**eng, "samples_per_s": 200.0}},
                                      "profile": {"engine": "loop", "ops": [["aten::mm", 0.15]]},
                                      "profile_batched": {"engine": "batched@4", "ops": [
-                                         ["aten::copy_", 0.3, "[4, 1024, 784], [4, 1024, 784]", 0.2]]}}}}
+                                         ["aten::copy_", 0.3, "[4, 1024, 784], [4, 1024, 784]", 0.2]],
+                                         "gemm_share": 0.25, "gemm_flop_per_s": 21.84e9, "small_call_share": 0.031}}}}
     r["configs"]["STSTNet"]["engines"]["batched@4+compile"] = {
         **eng, "samples_per_s": 500.0, "full_loso_s": 64.0, "compile_cold_s": 95.2, "compile_warm_s": 20.4}
     save(r, tmp_path / "bench.json", "params/quick/bench.yaml")
@@ -207,9 +208,10 @@ def test_saved_bench_has_its_tables_and_provenance(tmp_path):
     assert saved["provenance"]["study"] == "quick/bench.yaml" and saved["configs"] == r["configs"]
     table = (tmp_path / "bench.md").read_text()
     assert "| STSTNet | batched@4 | 0.92 | 400 | 50.0 | 25.0% | 2.50x |" in table
-    assert "| STSTNet | batched@4 | `aten::bmm` 25% |" in table and str(tmp_path) not in table
-    assert ("| OFF-ApexNet | loop | `aten::mm` 15% |\n"
-            "| OFF-ApexNet | batched@4 | `aten::copy_` 30% (20% on [4, 1024, 784], [4, 1024, 784]) |") in table
+    assert "| STSTNet | batched@4 | `aten::bmm` 25% |  |  |" in table and str(tmp_path) not in table
+    assert ("| OFF-ApexNet | loop | `aten::mm` 15% |  |  |\n"
+            "| OFF-ApexNet | batched@4 | `aten::copy_` 30% (20% on [4, 1024, 784], [4, 1024, 784]) | 25% at 21.8 GFLOP/s | "
+            "3% |") in table
     assert "| STSTNet | batched@4+compile | 95 | 20 | 16 |" in table  # 80 s uncompiled - 64 s compiled
 
 
@@ -283,4 +285,5 @@ def test_bench_times_every_engine_and_profiles_the_batched_one_where_the_loop_wi
             ops = r[key]["ops"]
             assert len(ops) == 3 and all(0 < on <= share <= 1 for _, share, _, on in ops)
             assert all(shapes.startswith("[") for _, _, shapes, _ in ops)
+            assert 0 < r[key]["gemm_share"] < 1 and r[key]["gemm_flop_per_s"] > 0 and 0 <= r[key]["small_call_share"] < 1
     assert r.get("profile_batched", {"engine": "batched@2"})["engine"] == "batched@2"

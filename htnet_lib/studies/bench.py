@@ -11,7 +11,8 @@ configurations to time (the level's model, the paper's), and its options say how
    CPU a model above 50 MFLOP per sample (the paper's) is timed once, on one fold (loop) and two (batched). With
    `compile`, the fastest chunk through torch.compile too, and what compiling costs a fresh process with an empty
    and with a warm on-disk inductor cache (what a run would pay first on a machine, then every later time);
-   where each configuration's time goes (torch.profiler: the top operations and their costliest input shapes);
+   where each configuration's time goes (torch.profiler: the top operations and their costliest input shapes, the
+   matrix products' share of the time and their rate at the model's own shapes, the time in short calls);
 3. end to end, side by side in one run (`ray_workers` > 0 and Ray installed): the level's LOSO (seed 0, all folds) and
    one of its sweeps (`ray_sweep`, seed 0) trained in-process with the best engine found in 2, then on a local Ray
    with `ray_workers` one-thread workers running the same engine, and running the loop (a fold per task); wall
@@ -143,12 +144,12 @@ def engine_timings(params: Params, opts: BenchOptions, samples=None) -> dict[str
     if opts.profile_ops:
         plain = [k for k in out if not k.endswith("+compile")]
         best = max(plain, key=lambda k: out[k]["samples_per_s"])
-        result["profile"] = {"engine": best, "ops": op_shares(X, y, kinds[best][1], probe, kinds[best][0],
-                                                              opts.profile_ops)}
+        result["profile"] = {"engine": best, **time_shares(X, y, kinds[best][1], probe, kinds[best][0],
+                                                            opts.profile_ops)}
         if best == "loop" and stacked:  # where the batched engine's time goes when it loses to the loop
             fastest = max(stacked, key=lambda k: out[k]["samples_per_s"])
-            result["profile_batched"] = {"engine": fastest, "ops": op_shares(X, y, kinds[fastest][1], probe,
-                                                                             "batched", opts.profile_ops)}
+            result["profile_batched"] = {"engine": fastest, **time_shares(X, y, kinds[fastest][1], probe,
+                                                                           "batched", opts.profile_ops)}
     return result
 
 
@@ -180,28 +181,43 @@ def _compile_overhead_here(spec: dict[str, Any]) -> float:
     return time.perf_counter() - t0 - s * len(chunk) * (p.train.epochs - 1)
 
 
-def op_shares(X: torch.Tensor, y: torch.Tensor, plans, params: Params, engine: str, top: int) -> list[list]:
-    """The `top` operations by their own time in one training of `plans` with `engine` (torch.profiler), each as
-    [name, share of all operations' own time, its costliest input shapes, their share]: where a configuration's time
-    goes and on which tensors, measured rather than guessed."""
+GEMM_OPS = ("aten::mm", "aten::bmm", "aten::addmm", "aten::baddbmm")  # the matrix products
+SMALL_CALL_US = 20  # a call shorter than this on average mostly pays dispatch overhead
+
+
+def time_shares(X: torch.Tensor, y: torch.Tensor, plans, params: Params, engine: str, top: int) -> dict[str, Any]:
+    """Where one training of `plans` with `engine` spends its time (torch.profiler, own time per operation): `ops`, the
+    `top` operations, each as [name, share of all operations' own time, its costliest input shapes, their share];
+    `gemm_share` and `gemm_flop_per_s`, the matrix products' (`GEMM_OPS`) share of the time and their FLOP/s at the
+    model's own shapes (against the bench's large-GEMM rate: how near the machine's peak these shapes can get); and
+    `small_call_share`, the time in calls of under `SMALL_CALL_US` microseconds on average (what fewer, larger
+    operations could save). Own time on the GPU where the inputs are there. The profiler's own overhead is in every
+    figure: rates are lower than unprofiled ones."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if X.is_cuda else []),
-                 record_shapes=True) as prof:
+                 record_shapes=True, with_flops=True) as prof:
         engines.train(X, y, plans, params, engine)
+    own = (lambda e: e.self_device_time_total) if X.is_cuda else (lambda e: e.self_cpu_time_total)
     groups: dict[str, list] = {}  # operation -> its events, one per distinct set of input shapes
     for e in prof.key_averages(group_by_input_shape=True):
         if not e.key.startswith(("Optimizer.", "autograd::", "ProfilerStep")):
             groups.setdefault(e.key, []).append(e)
-    total = sum(e.self_cpu_time_total for g in groups.values() for e in g) or 1.0
-    ranked = sorted(groups.items(), key=lambda kv: sum(e.self_cpu_time_total for e in kv[1]), reverse=True)[:top]
-    out = []
-    for name, events in ranked:
-        costliest = max(events, key=lambda e: e.self_cpu_time_total)
+    events = [e for g in groups.values() for e in g]
+    total = sum(own(e) for e in events) or 1.0
+    ranked = sorted(groups.items(), key=lambda kv: sum(own(e) for e in kv[1]), reverse=True)[:top]
+    ops = []
+    for name, group in ranked:
+        costliest = max(group, key=own)
         shapes = ", ".join(str(list(s)) for s in costliest.input_shapes if s)
-        out.append([name, round(sum(e.self_cpu_time_total for e in events) / total, 3), shapes,
-                    round(costliest.self_cpu_time_total / total, 3)])
-    return out
+        ops.append([name, round(sum(own(e) for e in group) / total, 3), shapes,
+                    round(own(costliest) / total, 3)])
+    gemm = [e for e in events if e.key in GEMM_OPS]
+    gemm_us = sum(own(e) for e in gemm)
+    small_us = sum(own(e) for e in events if e.count and own(e) / e.count < SMALL_CALL_US)
+    return {"ops": ops, "gemm_share": round(gemm_us / total, 3),
+            "gemm_flop_per_s": sum(e.flops for e in gemm) / (gemm_us * 1e-6) if gemm_us else 0.0,
+            "small_call_share": round(small_us / total, 3)}
 
 
 def op_text(op: list, shapes: bool = True, mark: str = "`") -> str:
@@ -283,6 +299,13 @@ def profiles(config: dict[str, Any]) -> list[dict[str, Any]]:
     return [config[k] for k in ("profile", "profile_batched") if k in config]
 
 
+def gemm_text(profile: dict[str, Any]) -> str:
+    """A profile's matrix products as text: their share of the time and their GFLOP/s at the model's own shapes."""
+    if "gemm_share" not in profile:
+        return ""
+    return f"{profile['gemm_share']:.0%} at {profile['gemm_flop_per_s'] / 1e9:.1f} GFLOP/s"
+
+
 def compile_saving(config: dict[str, Any], compiled: str) -> float:
     """Seconds the compiled engine `compiled` saves on a whole LOSO of a saved configuration's epochs, against the same
     chunk uncompiled (compiling not counted)."""
@@ -318,11 +341,13 @@ def markdown_report(r: dict[str, Any]) -> str:
     out += ["", "Where each configuration's fastest engine spends its time, and the fastest batched engine's where the "
             "loop was faster (torch.profiler, own time per operation, and in brackets the share spent on the "
             "operation's costliest input shapes):",
-            "", "| configuration | engine | operations |", "| --- | --- | --- |"]
+            "", "| configuration | engine | operations | matrix products: time, GFLOP/s | calls under "
+            f"{SMALL_CALL_US} µs |", "| --- | --- | --- | ---: | ---: |"]
     for name, c in r["configs"].items():
         for prof in profiles(c):
             ops = ", ".join(op_text(op) for op in prof["ops"])
-            out.append(f"| {name} | {prof['engine']} | {ops} |")
+            small = f"{prof['small_call_share']:.0%}" if "small_call_share" in prof else ""
+            out.append(f"| {name} | {prof['engine']} | {ops} | {gemm_text(prof)} | {small} |")
     return "\n".join(out) + "\n"
 
 
@@ -354,6 +379,9 @@ def format_report(r: dict[str, Any]) -> str:
         for prof in profiles(c):
             ops = ", ".join(op_text(op, mark="") for op in prof["ops"])
             lines.append(f"  where {prof['engine']}'s time goes (own time per operation): {ops}")
+            if "gemm_share" in prof:
+                lines.append(f"  {'':2s}matrix products {gemm_text(prof)} (GEMM {gemm / 1e9:.1f}); calls under "
+                             f"{SMALL_CALL_US} µs {prof['small_call_share']:.0%} of the time")
     ray = r.get("ray")
     if isinstance(ray, str):
         lines.append(f"\nRay: {ray}")
