@@ -111,7 +111,7 @@ class Figures:
         path = self.dir / level / BENCH_JSON
         if not path.is_file():
             return None
-        from .studies.bench import compile_saving, gemm_text, op_text, profiles
+        from .studies.bench import SMALL_CALL_US, compile_saving, gemm_text, op_text, profiles
 
         r = json.loads(path.read_text())
         rows = []
@@ -125,10 +125,12 @@ class Figures:
                          "ops": "; ".join(f"{p['engine']}: " + ", ".join(op_text(op, shapes=False) for op in p["ops"][:3])
                                           for p in profiles(c)),
                          "gemm": gemm_text(c["profile"]) if "profile" in c else "",
+                         "small": f"{c['profile']['small_call_share']:.0%}" if "small_call_share" in c.get("profile", {})
+                         else "",
                          "compile": next(({"engine": k, "cold": e["compile_cold_s"], "warm": e["compile_warm_s"],
                                            "saved": compile_saving(c, k)} for k, e in eng.items()
                                           if "compile_cold_s" in e), None)})
-        return {"hardware": r["hardware"], "gemm": r["gemm_flop_per_s"], "rows": rows,
+        return {"hardware": r["hardware"], "gemm": r["gemm_flop_per_s"], "rows": rows, "small_call_us": SMALL_CALL_US,
                 "revision": r.get("provenance", {}).get("git revision", "")[:7]}
 
     def costs(self, *levels: str) -> list[dict[str, Any]]:
