@@ -292,8 +292,8 @@ def train(X: torch.Tensor, y: torch.Tensor, plans: Sequence[FoldPlan], params: P
 
     `compile` (batched only): the vmapped forward through `torch.compile` (inductor; on a CPU it needs a C++
     compiler). Only the benchmark uses it: on 2 CPU cores it trains faster once compiled, but compiling (one to two
-    minutes on a cold cache, and again for each new shape) costs more than the quick LOSO gains (`make bench` prints
-    both).
+    minutes on a cold cache, still more than the saving with the on-disk cache an earlier process left, and again for
+    each new shape) costs more than the quick LOSO gains (`make bench` prints both).
     """
     if engine == "batched":
         return _train(StackedModels(plans, params, X.device, compile), X, y, plans, params, on_epoch, keep_models)
