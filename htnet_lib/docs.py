@@ -116,7 +116,7 @@ class Figures:
         r = json.loads(path.read_text())
         rows = []
         for name, c in r["configs"].items():
-            eng = c["engines"]
+            eng, prof = c["engines"], c.get("profile", {})
             best = max(eng, key=lambda k: eng[k]["samples_per_s"])
             rows.append({"network": name, "loop": eng["loop"]["fold_epochs_per_s"], "best": best,
                          "best_rate": eng[best]["fold_epochs_per_s"],
@@ -124,9 +124,8 @@ class Figures:
                          "gemm_share": eng[best]["flop_per_s"] / r["gemm_flop_per_s"],
                          "ops": "; ".join(f"{p['engine']}: " + ", ".join(op_text(op, shapes=False) for op in p["ops"][:3])
                                           for p in profiles(c)),
-                         "gemm": gemm_text(c["profile"]) if "profile" in c else "",
-                         "small": f"{c['profile']['small_call_share']:.0%}" if "small_call_share" in c.get("profile", {})
-                         else "",
+                         "gemm": gemm_text(prof),
+                         "small": f"{prof['small_call_share']:.0%}" if "small_call_share" in prof else "",
                          "compile": next(({"engine": k, "cold": e["compile_cold_s"], "warm": e["compile_warm_s"],
                                            "saved": compile_saving(c, k)} for k, e in eng.items()
                                           if "compile_cold_s" in e), None)})

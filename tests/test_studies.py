@@ -240,12 +240,11 @@ def test_bench_stops_growing_the_chunk_once_it_is_slower(samples, monkeypatch):
                     reason="compiles twice in fresh processes: set HTNET_COMPILE_TEST=1 (`make bench` runs it)")
 def test_compile_overhead_fills_then_reads_the_cache_it_is_given(tmp_path):
     """A fresh process compiles the batched engine (the smoke model, 2 folds, 2 epochs) into the inductor cache folder
-    it is handed, and a second one reuses it: both report positive seconds outside the timed epochs."""
+    it is handed, and a second one runs with that folder: both report positive seconds outside the timed epochs."""
     study = load_study(Path(__file__).resolve().parent.parent / "params" / "smoke" / "bench.yaml", bench.BenchOptions)
     probe = bench.engines.probe_params(study.base, 2)
     cold = bench.compile_overhead(probe, 2, tmp_path)
-    written = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
-    assert cold > 0 and written
+    assert cold > 0 and any(p.is_file() for p in tmp_path.rglob("*"))
     assert bench.compile_overhead(probe, 2, tmp_path) > 0
 
 

@@ -160,11 +160,8 @@ def compile_overhead(params: Params, chunk: int, cache: str | os.PathLike) -> fl
     process compiled when it is not. On this process's thread count."""
     spec = {"params": params.to_flat(), "extra": list(params.extra), "chunk": chunk,
             "threads": torch.get_num_threads()}
-    root = str(Path(__file__).resolve().parents[2])
-    env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache),
-           "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-m", "htnet_lib.studies.bench", json.dumps(spec)], env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "htnet_lib.studies.bench", json.dumps(spec)],
+                          env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(cache)}, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"the compile timing process failed:\n{done.stderr[-3000:]}")
     return float(done.stdout.split()[-1])
