@@ -131,9 +131,8 @@ def test_every_level_trains_ststnet_at_its_authors_settings_on_the_headlines_fol
 
 
 def test_offapexnet_at_mebs_settings_is_the_point_its_own_study_trains():
-    """params/honest/offapexnet.yaml trains OFF-ApexNet one seed per process; whenever the honest baselines.yaml holds
-    the point too (once its five seeds are trained), it is the same point (settings, seeds, base), so notebook 09
-    reads the same run folders. Smoke trains it at 2 epochs; quick leaves it out (3,000 epochs on 5 folds would
+    """params/honest/offapexnet.yaml trains OFF-ApexNet one seed per process; the honest baselines.yaml holds the
+    same point (settings, seeds, base), so notebook 09 reads the run folders that study trained. Smoke trains it at 2 epochs; quick leaves it out (3,000 epochs on 5 folds would
     outlast `make run`)."""
     own = load_study(ROOT / "params" / "honest" / "offapexnet.yaml")
     (point,) = own.sweeps["baselines"].points
@@ -142,8 +141,8 @@ def test_offapexnet_at_mebs_settings_is_the_point_its_own_study_trains():
     assert own.seeds == honest.seeds == (0, 1, 2, 3, 4) and own.base == honest.base
     assert [b.key for b in standing.reproducing(honest).values()][0] == "ststnet-port"
     assert [b.key for b in standing.reproducing(own).values()] == ["offapexnet-meb"]
-    if point.label in there:
-        assert there[point.label].params == point.params
+    assert there[point.label].params == point.params
+    assert [p.label for p in honest.sweeps["baselines"].points][1] == point.label
     assert (point.params.train.epochs, point.params.train.lr, point.params.train.batch_size) == (3000, 1.0e-4, 32)
     smoke = {p.label: p.params for p in load_study(ROOT / "params" / "smoke" / "baselines.yaml").sweeps["baselines"].points}
     mine = smoke[point.label]
