@@ -132,8 +132,8 @@ def test_every_level_trains_ststnet_at_its_authors_settings_on_the_headlines_fol
 
 def test_offapexnet_at_mebs_settings_is_the_point_its_own_study_trains():
     """params/honest/offapexnet.yaml trains OFF-ApexNet one seed per process; the honest baselines.yaml holds the
-    same point (settings, seeds, base), so notebook 09 reads the run folders that study trained. Smoke trains it at 2 epochs; quick leaves it out (3,000 epochs on 5 folds would
-    outlast `make run`)."""
+    same point (settings, seeds, base), so notebook 09 reads the run folders that study trained. Smoke trains it at
+    2 epochs; quick leaves it out (3,000 epochs on 5 folds would outlast `make run`)."""
     own = load_study(ROOT / "params" / "honest" / "offapexnet.yaml")
     (point,) = own.sweeps["baselines"].points
     honest = load_study(ROOT / "params" / "honest" / "baselines.yaml")
