@@ -188,8 +188,10 @@ def progress(iterable=None, **kwargs):
 
 
 def hardware(device: str = "cpu") -> str:
-    """What ran the work, for tables of training time: the GPU's name, or the CPU model and torch's thread count.
-    Nothing else about the machine."""
+    """What ran the work, for tables of training time: the GPU's name, or the CPU model, torch's thread count and the
+    instruction set torch's CPU kernels dispatch to (``torch.backends.cpu.get_cpu_capability``: AVX2, AVX512, ...).
+    The instruction set is named because it decides the float rounding: one model name covers CPUs with and without
+    AVX-512, which train the same runs to different bytes. Nothing else about the machine."""
     import torch
 
     if str(device).startswith("cuda") and torch.cuda.is_available():
@@ -202,4 +204,4 @@ def hardware(device: str = "cpu") -> str:
                 break
     except OSError:
         pass
-    return f"{model}, {torch.get_num_threads()} thread(s)"
+    return f"{model}, {torch.get_num_threads()} thread(s), {torch.backends.cpu.get_cpu_capability()}"

@@ -98,9 +98,15 @@ class Figures:
         return read_provenance(self.dir / level / PROVENANCE)
 
     def make_run(self, level: str) -> dict[str, Any] | None:
-        """`make run` timed as a whole on a fresh clone (set-up and notebooks; tools/time-make-run.sh), if recorded."""
+        """`make run` timed as a whole on a fresh clone (set-up and notebooks; tools/time-make-run.sh), if recorded:
+        the latest timing, its earlier ones under "earlier" (`reproduce.make_run_record`); what an older record did
+        not measure is empty."""
         path = self.dir / level / MAKE_RUN
-        return json.loads(path.read_text()) if path.is_file() else None
+        if not path.is_file():
+            return None
+        latest = json.loads(path.read_text())
+        blank = {"gemm GFLOP/s": [], "table2 Full UF1": {}, "table2 as the previous run": None}
+        return {**blank, **latest, "earlier": [{**blank, **e} for e in latest.get("earlier", [])]}
 
     def bench_rows(self, level: str) -> dict[str, Any] | None:
         """The saved bench of `level` (`make bench`'s JSON record) network by network: the loop's rate, the fastest

@@ -236,3 +236,46 @@ def _progress_as_text():
             os.environ.pop(PROGRESS_ENV, None)
         else:
             os.environ[PROGRESS_ENV] = before
+
+
+MAKE_RUN_TABLE = "table2.csv"  # the run's own numbers a timing record keeps (notebook 03's Table 2, Full, ours)
+
+
+def make_run_record(level_dir: str | os.PathLike, previous_dir: str | os.PathLike | None, revision: str,
+                    setup_s: float, run_s: float, gemm_flop_per_s: list[float]) -> dict[str, Any]:
+    """One timed `make run` from a fresh clone (tools/time-make-run.sh), for `figures/<level>/make_run.json`.
+
+    The parts' wall seconds, the revision, the hardware (with the instruction set torch's CPU kernels use) and the
+    fp32 GEMM rate measured before and after the notebooks (a shared machine's speed changes), and Table 2's Full UF1
+    per protocol from the figures the run wrote in `level_dir`. The records `previous_dir/make_run.json` held follow
+    under "earlier", newest first; where the previous run's Table 2 was not recorded it is read from the previous
+    folder's table2.csv, which that run wrote. ``table2 as the previous run`` says whether the two table2.csv files
+    are byte for byte equal: runs repeat bit for bit on one machine, not across CPUs whose float rounding differs."""
+    new, old = Path(level_dir), Path(previous_dir) if previous_dir else None
+    record: dict[str, Any] = {
+        "command": f"tools/time-make-run.sh {new.name}", "git revision": revision, "hardware": hardware(),
+        "gemm GFLOP/s": [round(g / 1e9, 1) for g in gemm_flop_per_s],
+        "setup seconds": setup_s, "run seconds": run_s, "total seconds": setup_s + run_s,
+        "table2 Full UF1": table2_full_uf1(new / MAKE_RUN_TABLE)}
+    earlier: list[dict[str, Any]] = []
+    if old is not None and (old / "make_run.json").is_file():
+        last = json.loads((old / "make_run.json").read_text())
+        earlier = [{k: v for k, v in last.items() if k != "earlier"}, *last.get("earlier", [])]
+        if "table2 Full UF1" not in earlier[0] and (old / MAKE_RUN_TABLE).is_file():
+            earlier[0]["table2 Full UF1"] = table2_full_uf1(old / MAKE_RUN_TABLE)
+    if old is not None and (old / MAKE_RUN_TABLE).is_file():
+        same = (old / MAKE_RUN_TABLE).read_bytes() == (new / MAKE_RUN_TABLE).read_bytes()
+        record["table2 as the previous run"] = same
+    return record | {"earlier": earlier}
+
+
+def table2_full_uf1(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """Our Full-composite UF1 per protocol in a table2.csv (notebook 03): {protocol: {"UF1": mean, "UF1_sd": sd}}."""
+    import pandas as pd
+
+    table = pd.read_csv(path)
+    need = {"source", "protocol", "scope", "UF1", "UF1_sd"}
+    if need - set(table.columns):
+        raise HTNetInputError(path, sorted(need - set(table.columns))[0], "no such column")
+    ours = table[(table["scope"] == "Full") & table["source"].str.startswith("ours")]
+    return {str(r.protocol): {"UF1": float(r.UF1), "UF1_sd": float(r.UF1_sd)} for r in ours.itertuples()}

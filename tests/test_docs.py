@@ -207,6 +207,58 @@ def test_the_notebooks_page_shows_each_notebooks_time_and_kernel_peak_against_bi
     assert "| `01_preprocess` | 1 min 15 s | 1500 MiB | within the 2 GB limit | not run | | |" in page
 
 
+def test_a_make_run_timing_keeps_the_earlier_ones_with_their_table2(copy):
+    """tools/time-make-run.sh's record (`reproduce.make_run_record`): the parts' seconds, the GEMM rates in GFLOP/s,
+    our Table 2 Full UF1 per protocol from the run's table2.csv; the previous record (an older one without Table 2
+    too) follows under "earlier" with the previous folder's Table 2, and whether the two table2.csv are equal. The
+    README and docs/results.md render every timing; a table2.csv without a needed column is one error naming it."""
+    from htnet_lib._io import hardware
+    from htnet_lib.reproduce import make_run_record
+
+    def table2(path, paper, last):
+        pd.DataFrame({"source": ["ours, paper protocol", "ours, last epoch", "ours, last epoch", "authors"],
+                      "protocol": ["paper", "last", "last", "paper"], "scope": ["Full", "Full", "SAMM", "Full"],
+                      "UF1": [paper, last, 0.5, 0.83], "UF1_sd": [0.02, 0.01, 0.03, 0.0]}).to_csv(path, index=False)
+
+    old, new = copy / "previous", copy / "new"
+    old.mkdir(), new.mkdir()
+    (old / docs.MAKE_RUN).write_text(json.dumps({"hardware": "old CPU, 2 thread(s)", "setup seconds": 100,
+                                                 "run seconds": 1280, "total seconds": 1380,
+                                                 "git revision": "4742f8a0"}))
+    table2(old / "table2.csv", 0.7615, 0.6321)
+    table2(new / "table2.csv", 0.7620, 0.6417)
+    record = make_run_record(new, old, "9852260f", 140, 2532, [51.04e9, 64.0e9])
+    assert record["total seconds"] == 2672 and record["gemm GFLOP/s"] == [51.0, 64.0]
+    assert record["hardware"] == hardware() and record["table2 as the previous run"] is False
+    assert record["table2 Full UF1"] == {"paper": {"UF1": 0.762, "UF1_sd": 0.02},
+                                         "last": {"UF1": 0.6417, "UF1_sd": 0.01}}
+    (earlier,) = record["earlier"]
+    assert earlier["git revision"] == "4742f8a0"
+    assert earlier["table2 Full UF1"]["last"] == {"UF1": 0.6321, "UF1_sd": 0.01}
+    (old / docs.MAKE_RUN).write_text(json.dumps(record))  # the script's swap: the new folder becomes the previous one
+    shutil.copy(new / "table2.csv", old / "table2.csv")
+    table2(new / "table2.csv", 0.7620, 0.6417)
+    again = make_run_record(new, old, "9852260f", 140, 2500, [60e9, 60e9])
+    assert again["table2 as the previous run"] is True and [e["git revision"] for e in again["earlier"]] == [
+        "9852260f", "4742f8a0"]
+    (copy / "figures" / "quick" / docs.MAKE_RUN).write_text(json.dumps(again))
+    pages = docs.render(copy)
+    flat = " ".join(pages[copy / "README.md"].split())
+    assert ("earlier timings ([docs/results.md](docs/results.md#make-run-as-a-whole)): 44 min 32 s at 9852260 ("
+            in flat)
+    assert "fp32 GEMM 60.0 and 60.0 GFLOP/s before and after); earlier" in flat
+    assert "23 min 0 s at 4742f8a (old CPU" in flat
+    results = pages[copy / "docs" / "results.md"]
+    assert ("| 4742f8a | old CPU, 2 thread(s) | not recorded | 1 min 40 s | 21 min 20 s | 23 min 0 s | 0.7615 ± 0.020 "
+            "| 0.6321 ± 0.010 |") in results
+    assert (f"| 9852260 | {hardware()} | 51.0, 64.0 | 2 min 20 s | 42 min 12 s | 44 min 32 s | 0.7620 ± 0.020 |"
+            in results)
+    assert "table2.csv equals the previous one's byte for byte, on the same hardware" in " ".join(results.split())
+    pd.read_csv(new / "table2.csv").drop(columns="UF1_sd").to_csv(new / "table2.csv", index=False)
+    with pytest.raises(HTNetInputError, match="UF1_sd"):
+        make_run_record(new, old, "9852260f", 140, 2500, [60e9, 60e9])
+
+
 def test_the_readme_reads_the_bench_and_the_whole_make_run_time_when_saved(copy):
     """The README's speed table comes from figures/quick/bench.json: per network the loop's rate, the fastest engine,
     its ratio to the loop and its share of the GEMM rate, and the profiled operations (the batched engine's too where

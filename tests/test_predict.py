@@ -120,7 +120,9 @@ def test_shipped_weights_rebuild_from_their_card_bit_for_bit(tmp_path, samples, 
     """The rebuild is a check of the shipped file: `build_shipped` trains the card's recipe (params/honest/loso.yaml)
     and, on the hardware and torch the card names, gives exactly the tensors its sha256 names, which are the shipped
     file's (elsewhere its card names the bytes built and keeps the shipped sha256 beside them); its honest score is
-    stated with an interval; saving then loading gives the same tensors and the same probabilities."""
+    stated with an interval; saving then loading gives the same tensors and the same probabilities. The hardware
+    includes the CPU's instruction set (`_io.hardware`): one CPU model name covers machines with and without AVX-512,
+    which round differently, so a card that does not name it is not compared byte for byte."""
     from htnet_lib._io import hardware
 
     path, identical = predict.build_shipped(tmp_path / "shipped.safetensors", samples, progress=False)
