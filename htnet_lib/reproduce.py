@@ -241,7 +241,7 @@ def _progress_as_text():
 MAKE_RUN_TABLE = "table2.csv"  # the run's own numbers a timing record keeps (notebook 03's Table 2, Full, ours)
 
 
-def make_run_record(level_dir: str | os.PathLike, previous_dir: str | os.PathLike | None, revision: str,
+def make_run_record(level: str, level_dir: str | os.PathLike, previous_dir: str | os.PathLike | None, revision: str,
                     setup_s: float, run_s: float, gemm_flop_per_s: list[float]) -> dict[str, Any]:
     """One timed `make run` from a fresh clone (tools/time-make-run.sh), for `figures/<level>/make_run.json`.
 
@@ -253,7 +253,7 @@ def make_run_record(level_dir: str | os.PathLike, previous_dir: str | os.PathLik
     are byte for byte equal: runs repeat bit for bit on one machine, not across CPUs whose float rounding differs."""
     new, old = Path(level_dir), Path(previous_dir) if previous_dir else None
     record: dict[str, Any] = {
-        "command": f"tools/time-make-run.sh {new.name}", "git revision": revision, "hardware": hardware(),
+        "command": f"tools/time-make-run.sh {level}", "git revision": revision, "hardware": hardware(),
         "gemm GFLOP/s": [round(g / 1e9, 1) for g in gemm_flop_per_s],
         "setup seconds": setup_s, "run seconds": run_s, "total seconds": setup_s + run_s,
         "table2 Full UF1": table2_full_uf1(new / MAKE_RUN_TABLE)}

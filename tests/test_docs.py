@@ -227,8 +227,9 @@ def test_a_make_run_timing_keeps_the_earlier_ones_with_their_table2(copy):
                                                  "git revision": "4742f8a0"}))
     table2(old / "table2.csv", 0.7615, 0.6321)
     table2(new / "table2.csv", 0.7620, 0.6417)
-    record = make_run_record(new, old, "9852260f", 140, 2532, [51.04e9, 64.0e9])
+    record = make_run_record("quick", new, old, "9852260f", 140, 2532, [51.04e9, 64.0e9])
     assert record["total seconds"] == 2672 and record["gemm GFLOP/s"] == [51.0, 64.0]
+    assert record["command"] == "tools/time-make-run.sh quick"
     assert record["hardware"] == hardware() and record["table2 as the previous run"] is False
     assert record["table2 Full UF1"] == {"paper": {"UF1": 0.762, "UF1_sd": 0.02},
                                          "last": {"UF1": 0.6417, "UF1_sd": 0.01}}
@@ -238,7 +239,7 @@ def test_a_make_run_timing_keeps_the_earlier_ones_with_their_table2(copy):
     (old / docs.MAKE_RUN).write_text(json.dumps(record))  # the script's swap: the new folder becomes the previous one
     shutil.copy(new / "table2.csv", old / "table2.csv")
     table2(new / "table2.csv", 0.7620, 0.6417)
-    again = make_run_record(new, old, "9852260f", 140, 2500, [60e9, 60e9])
+    again = make_run_record("quick", new, old, "9852260f", 140, 2500, [60e9, 60e9])
     assert again["table2 as the previous run"] is True and [e["git revision"] for e in again["earlier"]] == [
         "9852260f", "4742f8a0"]
     (copy / "figures" / "quick" / docs.MAKE_RUN).write_text(json.dumps(again))
@@ -256,7 +257,7 @@ def test_a_make_run_timing_keeps_the_earlier_ones_with_their_table2(copy):
     assert "table2.csv equals the previous one's byte for byte, on the same hardware" in " ".join(results.split())
     pd.read_csv(new / "table2.csv").drop(columns="UF1_sd").to_csv(new / "table2.csv", index=False)
     with pytest.raises(HTNetInputError, match="UF1_sd"):
-        make_run_record(new, old, "9852260f", 140, 2500, [60e9, 60e9])
+        make_run_record("quick", new, old, "9852260f", 140, 2500, [60e9, 60e9])
 
 
 def test_the_readme_reads_the_bench_and_the_whole_make_run_time_when_saved(copy):

@@ -32,14 +32,15 @@ gemm_after=$(gemm)
 new="$here/figures/.$level.incoming" old="$here/figures/.$level.replaced"
 rm -rf "$new" "$old"
 cp -r "figures/$level" "$new"
-.venv/bin/python - "$new" "$here/figures/$level" "$rev" $((t1 - t0)) $((t2 - t1)) "$gemm_before" "$gemm_after" <<'EOF'
+.venv/bin/python - "$level" "$new" "$here/figures/$level" "$rev" $((t1 - t0)) $((t2 - t1)) "$gemm_before" "$gemm_after" <<'EOF'
 import sys
 from pathlib import Path
 from htnet_lib._io import atomic_write_json
 from htnet_lib.reproduce import make_run_record
-new, old, rev, setup, run = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
-atomic_write_json(new / "make_run.json", make_run_record(new, old if old.is_dir() else None, rev, setup, run,
-                                                        [float(g) for g in sys.argv[6:8]]))
+level, new, old, rev = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
+setup, run = int(sys.argv[5]), int(sys.argv[6])
+atomic_write_json(new / "make_run.json", make_run_record(level, new, old if old.is_dir() else None, rev, setup, run,
+                                                        [float(g) for g in sys.argv[8:10]]))
 EOF
 if [ -d "$here/figures/$level" ]; then mv "$here/figures/$level" "$old"; fi
 mv "$new" "$here/figures/$level"
