@@ -40,7 +40,7 @@ from htnet_lib.reproduce import make_run_record
 level, new, old, rev = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4]
 setup, run = int(sys.argv[5]), int(sys.argv[6])
 atomic_write_json(new / "make_run.json", make_run_record(level, new, old if old.is_dir() else None, rev, setup, run,
-                                                        [float(g) for g in sys.argv[8:10]]))
+                                                        [float(g) for g in sys.argv[7:9]]))
 EOF
 if [ -d "$here/figures/$level" ]; then mv "$here/figures/$level" "$old"; fi
 mv "$new" "$here/figures/$level"
