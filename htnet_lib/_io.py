@@ -145,8 +145,8 @@ def git_revision(root: Path = _SOURCE) -> str:
 
 
 @contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run a block on `n` torch CPU threads, then restore the caller's setting.
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run a block on `n` torch CPU threads, then restore the caller's setting (0 or None: the caller's, unchanged).
 
     MTCNN's many small convolutions gain nothing from several threads on a small CPU and lose much when the cores are
     busy (seen here on 2 loaded cores: 0.11 s per 28x28 face on 2 threads, 0.004 s on 1), so detection runs on one.
@@ -154,7 +154,7 @@ def torch_threads(n: int) -> Iterator[None]:
     import torch
 
     before = torch.get_num_threads()
-    torch.set_num_threads(n)
+    torch.set_num_threads(n or before)
     try:
         yield
     finally:

@@ -353,6 +353,26 @@ def test_htnet_weights_takes_a_folder_or_a_safetensors_file(tmp_path, monkeypatc
         predict.default_weights()
 
 
+def test_a_run_trains_on_its_threads_and_gives_the_callers_back(samples, tmp_path, monkeypatch):
+    """A run trains on its `threads` and then gives the caller's torch thread count back: a notebook or test that
+    runs LOSO keeps its own setting for what it does next."""
+    seen, train_chunk = [], executors.train_chunk
+
+    def watched(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return train_chunk(*args, **kwargs)
+
+    monkeypatch.setattr(executors, "train_chunk", watched)
+    p = config.params_from_dict({**TINY, "folds": ["s01"], "threads": 1, "runs_dir": str(tmp_path / "runs")})
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        assert loso.run_loso(p, samples=samples).finished
+        assert seen == [1] and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_no_lock_file_is_left_beside_run_folders(samples, tmp_path):
     """A finished or failed `loso` run leaves no lock file beside the run folders."""
     p = config.params_from_dict({**TINY, "folds": ["s01"], "runs_dir": str(tmp_path / "runs")})

@@ -55,7 +55,7 @@ from filelock import FileLock, Timeout
 from .. import data as data_mod
 from .. import metrics, regions, release
 from .._io import (HTNetInputError, atomic_path, atomic_write_json, git_revision, hardware, in_project,
-                   progress as progress_bar)
+                   progress as progress_bar, torch_threads)
 from ..config import Params, params_from_dict
 from ..models import geometry
 from . import protocols
@@ -485,13 +485,17 @@ def run_many(params_list: Sequence[Params], name: str = "loso", samples: pd.Data
     `samples` defaults to the release named by the first params' data_dir; `X` (inputs for those samples, as
     `regions.model_inputs` makes them) may be given to skip preparing them. Returns one `Run` per params, in order.
     """
-    from .executors import resolve_executor
-
     if not params_list:
         return []
+    with torch_threads(params_list[0].run.threads):  # the caller's count comes back after
+        return _run_many(params_list, name, samples, progress, executor, X)
+
+
+def _run_many(params_list: Sequence[Params], name: str, samples: pd.DataFrame | None, progress: bool | None,
+              executor: Any, X: torch.Tensor | None) -> list[Run]:
+    from .executors import resolve_executor
+
     progress = params_list[0].run.progress if progress is None else progress
-    if params_list[0].run.threads:
-        torch.set_num_threads(params_list[0].run.threads)
     base_samples = samples
     loaded: dict[str, pd.DataFrame] = {}
     jobs: list[Job] = []

@@ -36,7 +36,7 @@ from pydantic import Field, StrictInt
 
 from .. import data as data_mod
 from .. import regions
-from .._io import atomic_write_json, atomic_write_text, git_revision, hardware
+from .._io import atomic_write_json, atomic_write_text, git_revision, hardware, torch_threads
 from ..config import Ints, Params, Section, params_from_dict
 from ..loso import engines, plan_folds, run_many
 from ..models import flops_per_sample, geometry
@@ -245,9 +245,12 @@ def end_to_end(params_list: list[Params], workers: int, engine: str, chunk: int)
 def benchmark(study: Study | str | os.PathLike) -> dict[str, Any]:
     """Every figure of the module docstring, as a dict (`format_report` prints it)."""
     study = study if isinstance(study, Study) else load_study(study, BenchOptions)
+    with torch_threads(study.base.run.threads):  # the caller's count comes back after
+        return _benchmark(study)
+
+
+def _benchmark(study: Study) -> dict[str, Any]:
     opts: BenchOptions = study.options
-    if study.base.run.threads:
-        torch.set_num_threads(study.base.run.threads)
     threads = torch.get_num_threads()
     device = str(engines.resolve_device(study.base.run.device))
     result: dict[str, Any] = {"hardware": hardware(device), "threads": threads, "ray_workers": opts.ray_workers,
