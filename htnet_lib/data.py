@@ -276,9 +276,24 @@ def file_hashes(root: str | os.PathLike) -> dict[str, str]:
     return {rel: sha256_file(root / rel) for rel in _release_files(root)}
 
 
+_SEEN: dict[tuple, str] = {}  # (path, device, inode, size, mtime) -> sha256, for `fingerprint` in this process
+
+
+def _sha256_seen(path: Path) -> str:
+    st = path.stat()
+    key = (str(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _SEEN:
+        _SEEN[key] = sha256_file(path)
+    return _SEEN[key]
+
+
 def fingerprint(data_dir: str | os.PathLike | None = None) -> str:
-    """A short hash of the release's CSV, flow maps and faces: names results and caches derived from this data."""
-    hashes = file_hashes(resolve_data_dir(data_dir))
+    """A short hash of the release's CSV, flow maps and faces: names results and caches derived from this data.
+
+    A file's hash is read again only when its size, time of change or inode moved (every run of a sweep asks for
+    the fingerprint; `verify_release` always reads every byte)."""
+    root = resolve_data_dir(data_dir)
+    hashes = {rel: _sha256_seen(root / rel) for rel in _release_files(root)}
     return hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()[:16]
 
 

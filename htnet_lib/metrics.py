@@ -6,8 +6,9 @@ recall TP / (TP + FN). Both pool every fold's predictions first (the MEGC2019 co
 Classes with no ground-truth sample in the scored set are left out of both means: their recall is undefined. The
 authors' `recognition_evaluation` skips a class only when it is absent from both truth and predictions (their 2x2
 confusion matrix cannot be formed); when a class is absent from the truth but predicted, their UAR becomes NaN. On the
-composite data every dataset holds all three classes, so the two rules give the same numbers. Confusion matrices are
-scikit-learn's; `uf1_uar_from_confusion` applies this rule to one matrix or a stack of them.
+composite data every dataset holds all three classes, so the two rules give the same numbers. A confusion matrix is one
+`np.bincount` of true x C + predicted (per subject: of (subject x C + true) x C + predicted, so a bootstrap's per-subject
+matrices are one call); `uf1_uar_from_confusion` applies this rule to one matrix or a stack of them.
 
 Intervals resample subjects (LOSO's unit: a subject's samples stay together): `bootstrap` for one run or the mean of
 several seeds, `paired_bootstrap` for the difference between two configurations on the same subjects.
@@ -22,15 +23,13 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from sklearn.metrics import confusion_matrix
-
 from . import release
 from ._io import HTNetInputError
 from .data import resolve_data_dir
 from .release import FULL, LABELS, PREDICTIONS_NAME
 
-def confusion(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int = 3) -> np.ndarray:
-    """Confusion matrix C[true, pred] of counts (scikit-learn's, over all `num_classes` labels)."""
+def _checked(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and predictions as int64 arrays of one shape, every value a class index."""
     t = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(y_pred, dtype=np.int64)
     if t.shape != p.shape:
@@ -38,7 +37,13 @@ def confusion(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int = 3
     for name, a in (("label", t), ("pred", p)):
         if a.size and (a.min() < 0 or a.max() >= num_classes):
             raise HTNetInputError(None, name, f"values must be in 0..{num_classes - 1}, got {sorted(set(a.tolist()))}")
-    return confusion_matrix(t, p, labels=list(range(num_classes)))
+    return t, p
+
+
+def confusion(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int = 3) -> np.ndarray:
+    """Confusion matrix C[true, pred] of counts, over all `num_classes` labels."""
+    t, p = _checked(y_true, y_pred, num_classes)
+    return np.bincount(t * num_classes + p, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
 
 def uf1_uar_from_confusion(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -108,12 +113,12 @@ def mean_sd(scores: pd.DataFrame, by: Sequence[str] = ("protocol", "scope"), cou
 def subject_confusions(predictions: pd.DataFrame, pred_col: str, subjects: Sequence[str],
                        num_classes: int = 3) -> np.ndarray:
     """(S, C, C): each subject's confusion matrix, in the order of `subjects` (zeros for a subject not in the table)."""
-    out = np.zeros((len(subjects), num_classes, num_classes), dtype=np.int64)
-    pos = {s: i for i, s in enumerate(subjects)}
-    for s, g in predictions.groupby("subject", sort=False):
-        if s in pos:
-            out[pos[s]] = confusion(g["label"], g[pred_col], num_classes)
-    return out
+    where = predictions["subject"].map({s: i for i, s in enumerate(subjects)})
+    keep = where.notna().to_numpy()
+    t, p = _checked(predictions["label"].to_numpy()[keep], predictions[pred_col].to_numpy()[keep], num_classes)
+    codes = (where.to_numpy()[keep].astype(np.int64) * num_classes + t) * num_classes + p
+    return np.bincount(codes, minlength=len(subjects) * num_classes ** 2).reshape(len(subjects), num_classes,
+                                                                                   num_classes)
 
 
 def _as_list(predictions: pd.DataFrame | Sequence[pd.DataFrame]) -> list[pd.DataFrame]:

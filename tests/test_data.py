@@ -37,9 +37,15 @@ def test_flow_maps_and_channel_order(samples, flow_maps):
     assert med[0] < 30 < med[2] < med[1]
 
 
-def test_verify_release_and_fingerprint(data_dir):
+def test_verify_release_and_fingerprint(data_dir, release_copy):
     assert data.verify_release(data_dir) == {"flow_maps": 442, "faces": 442, "files": 885}
     assert len(data.fingerprint(data_dir)) == 16
+    # a copy has the release's fingerprint; a file edited since (same size, same second) gets another at once
+    assert data.fingerprint(release_copy) == data.fingerprint(data_dir)
+    csv = release_copy / release.CSV_NAME
+    text = csv.read_text()
+    csv.write_text(text.replace("EP02_01f", "EP02_01g", 1))
+    assert len(csv.read_text()) == len(text) and data.fingerprint(release_copy) != data.fingerprint(data_dir)
 
 
 def test_missing_data_dir_message(tmp_path, monkeypatch):

@@ -13,6 +13,20 @@ def test_hand_computed():
     assert uar == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
 
 
+def test_confusion_by_hand_per_subject_and_with_bad_rows():
+    """C[true, pred] of the hand-computed case above; per subject, one matrix each in the order asked (zeros for a
+    subject without rows); a label outside the classes is refused in either, naming the column."""
+    assert metrics.confusion([0, 0, 0, 1, 1, 2], [0, 0, 1, 1, 2, 2]).tolist() == [[2, 1, 0], [0, 1, 1], [0, 0, 1]]
+    table = pd.DataFrame({"subject": ["a", "b", "a", "b", "c"], "label": [0, 2, 1, 2, 1], "pred": [0, 1, 1, 2, 0]})
+    per = metrics.subject_confusions(table, "pred", ["b", "z", "a"])
+    assert per.tolist() == [[[0, 0, 0], [0, 0, 0], [0, 1, 1]], [[0] * 3] * 3, [[1, 0, 0], [0, 1, 0], [0, 0, 0]]]
+    assert per.dtype.kind == "i"  # counts, for the bootstrap's integer weights
+    with pytest.raises(HTNetInputError, match="label.*0..2"):
+        metrics.subject_confusions(table.assign(label=[0, 2, 1, 3, 1]), "pred", ["b"])
+    with pytest.raises(HTNetInputError, match="pred.*0..2"):
+        metrics.confusion([0, 1], [0, -1])
+
+
 def test_class_absent_from_truth_is_left_out():
     # no surprise in the truth; one surprise predicted: class 2 is not scored, its false positive still costs class 0
     uf1, uar = metrics.uf1_uar([0, 0, 1, 1], [0, 2, 1, 1])

@@ -183,7 +183,8 @@ class StackedModels(Folds):
             raise ValueError(f"folds in one batched chunk need equal batches per epoch, got {sorted(n_batches)}")
         models = [init_model(params.model, p.seed).to(device) for p in plans]
         self._setup(models, plans, params, device)
-        self.weights, self.buffers = stack_module_state([foldwise.foldwise(m) for m in models])
+        # `_setup` copied models[0]; the fresh models serve only to be stacked
+        self.weights, self.buffers = stack_module_state([foldwise.foldwise(m, in_place=True) for m in models])
         self.base = foldwise.foldwise(self.net, unfold_convs=True).to("meta")
         self.net = self.base
 

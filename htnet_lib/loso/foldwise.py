@@ -151,11 +151,12 @@ def _unfoldable(conv: nn.Module) -> bool:
             and not isinstance(conv.padding, str))
 
 
-def foldwise(model: nn.Module, unfold_convs: bool = False) -> nn.Module:
+def foldwise(model: nn.Module, unfold_convs: bool = False, in_place: bool = False) -> nn.Module:
     """A copy of `model` with `FoldDropout` for each `nn.Dropout` and `MaskedBatchNorm` for each BatchNorm (and, with
-    `unfold_convs`, `UnfoldConv2d` for each plain `nn.Conv2d`), sharing nothing with `model`. Refuses other random
-    modules (their draws could not follow a fold's seed under vmap)."""
-    model = copy.deepcopy(model)
+    `unfold_convs`, `UnfoldConv2d` for each plain `nn.Conv2d`), sharing nothing with `model`; with `in_place`, `model`
+    itself so changed (for a model nothing else holds: a copy of a small network costs more than its forward pass).
+    Refuses other random modules (their draws could not follow a fold's seed under vmap)."""
+    model = model if in_place else copy.deepcopy(model)
     swapped: dict[int, nn.Module] = {}  # a module held under two names (OFF-ApexNet's dropout) stays one module
 
     def swap(child: nn.Module, name: str) -> nn.Module:
