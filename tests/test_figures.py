@@ -2,6 +2,8 @@
 and stay out of pyplot; tables hold the right numbers; the model probes show what notebook 02 says they show."""
 from __future__ import annotations
 
+import contextlib
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -206,3 +208,27 @@ def test_the_summary_shows_every_protocol_of_a_levels_table2():
     legend = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
     from htnet_lib.loso import label
     assert all(label(p) in " ".join(legend) for p in shown[2:])
+
+
+def test_heatmaps_drawn_alone_give_the_same_figure_and_every_panel_back(no_pyplot_leak):
+    """`drawn_alone` (Fig. 7's and the attention figure's panels) hides the other panels only while seaborn fills one:
+    the rendered figure equals the one drawn without it, pixel for pixel, and a panel hidden before stays hidden."""
+    import seaborn as sns
+
+    from htnet_lib.figures import drawn_alone
+
+    data = np.arange(9).reshape(3, 3) / 8
+
+    def render(alone: bool) -> np.ndarray:
+        fig, axes = plt.subplots(2, 2, figsize=(5, 5))
+        axes[1, 1].set_visible(False)
+        for ax in axes.flat[:3]:
+            with drawn_alone(ax) if alone else contextlib.nullcontext():
+                sns.heatmap(data, annot=True, fmt=".2f", cbar=False, ax=ax, vmin=0, vmax=1)
+        assert [a.get_visible() for a in axes.flat] == [True, True, True, False]
+        fig.canvas.draw()
+        pixels = np.asarray(fig.canvas.buffer_rgba()).copy()
+        plt.close(fig)
+        return pixels
+
+    assert np.array_equal(render(True), render(False))

@@ -19,7 +19,7 @@ from .. import metrics, paper_values, release
 from ..config import ModelConfig
 from ..models.registry import network_name
 from ..loso import Run, label as protocol_label, protocol_scores
-from . import finish
+from . import drawn_alone, finish
 
 PAPER = "paper (reported)"
 AUTHORS = "authors' stored predictions"
@@ -217,8 +217,9 @@ def confusion_figure(panels: dict[str, list[pd.DataFrame]], pred_cols: dict[str,
             cm = sum(metrics.confusion(metrics.scope_rows(t, scope)["label"], metrics.scope_rows(t, scope)[col])
                      for t in tables)
             norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-            sns.heatmap(norm, annot=cm, fmt="d", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=axes[r, c],
-                        xticklabels=labels, yticklabels=labels)
+            with drawn_alone(axes[r, c]):
+                sns.heatmap(norm, annot=cm, fmt="d", cmap="Blues", vmin=0, vmax=1, cbar=False, ax=axes[r, c],
+                            xticklabels=labels, yticklabels=labels)
             seeds = f" ({len(tables)} seeds summed)" if len(tables) > 1 else ""
             axes[r, c].set_title(f"{name}{seeds}\n{scope}", fontsize=9)
             axes[r, c].set_xlabel("predicted")

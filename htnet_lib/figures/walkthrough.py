@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
 from ..config import ModelConfig
-from . import finish
+from . import drawn_alone, finish
 
 
 def stage_shapes(model: torch.nn.Module, x: torch.Tensor) -> pd.DataFrame:
@@ -82,8 +82,9 @@ def attention_figure(maps: Mapping[str, torch.Tensor], key: str, sample: int = 0
     heads, n, _ = a.shape
     fig, axes = plt.subplots(1, heads, figsize=(2.3 * heads + 0.8, 2.6), constrained_layout=True, squeeze=False)
     for h in range(heads):
-        sns.heatmap(a[h], ax=axes[0, h], vmin=0, vmax=1, cmap="viridis", annot=n <= 4, fmt=".2f", square=True,
-                    cbar=h == heads - 1, cbar_kws={"label": "attention weight"}, annot_kws={"fontsize": 7})
+        with drawn_alone(axes[0, h]):
+            sns.heatmap(a[h], ax=axes[0, h], vmin=0, vmax=1, cmap="viridis", annot=n <= 4, fmt=".2f", square=True,
+                        cbar=h == heads - 1, cbar_kws={"label": "attention weight"}, annot_kws={"fontsize": 7})
         axes[0, h].set_title(f"head {h}", fontsize=9)
         axes[0, h].set_xlabel("key token")
         axes[0, h].set_ylabel("query token" if h == 0 else "")
