@@ -116,6 +116,22 @@ def test_count_flops_is_generic():
     assert count_flops(nn.Linear(3, 2), (3,), train=False) == 2 * 3 * 2
 
 
+def test_flops_per_sample_is_counted_once_per_config_of_any_kind(monkeypatch):
+    """Counted once per (config, train), and a config holding a list (unhashable, as a user's network may) works."""
+    from htnet_lib.models import costs
+
+    class Listed(HTNetConfig):
+        notes: list[int] = [1, 2]
+
+    calls = []
+    monkeypatch.setattr(costs, "_COUNTED", {})
+    monkeypatch.setattr(costs, "build_on_meta", lambda cfg: cfg)  # the key is under test, not the network
+    monkeypatch.setattr(costs, "count_flops", lambda m, train: calls.append(train) or len(calls))
+    a, b = HTNetConfig(dim=16, block_repeats=(1, 1, 1)), HTNetConfig(dim=16, block_repeats=(1, 1, 1))
+    assert [flops_per_sample(a), flops_per_sample(b), flops_per_sample(a, False)] == [1, 1, 2]
+    assert flops_per_sample(Listed(dim=16, block_repeats=(1, 1, 1))) == 3 and calls == [True, False, True]
+
+
 # ---------------------------------------------------------------------------------------------------- vmap
 
 

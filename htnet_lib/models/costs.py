@@ -2,7 +2,6 @@
 memory, no time), and HTNet's costs per level (notebook 02's table, Table 5's sizes)."""
 from __future__ import annotations
 
-import functools
 from typing import Sequence
 
 import numpy as np
@@ -61,12 +60,17 @@ def count_flops(model: nn.Module, input_shape: Sequence[int] | None = None, trai
     return int(counter.get_total_flops())
 
 
-@functools.lru_cache(maxsize=256)
+_COUNTED: dict[tuple, int] = {}  # (config type, its JSON, train) -> FLOPs: a key for any config, hashable or not
+
+
 def flops_per_sample(cfg: ModelConfig, train: bool = True) -> int:
     """`count_flops` of the network a config builds (built on the meta device: no memory). One-token blocks skip the
     query and key projections (see `Attention`), so they are not counted either. Remembered per (config, train): a
     count traces the network once (about 0.4 s on a small CPU), and every run of a sweep asks before it trains."""
-    return count_flops(build_on_meta(cfg), train=train)
+    key = (type(cfg), cfg.model_dump_json(), train)
+    if key not in _COUNTED:
+        _COUNTED[key] = count_flops(build_on_meta(cfg), train=train)
+    return _COUNTED[key]
 
 
 def flops_by_level(cfg: HTNetConfig, train: bool = False) -> dict[str, int]:
