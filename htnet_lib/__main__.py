@@ -18,7 +18,6 @@ import argparse
 import sys
 
 from ._io import HTNetInputError
-from .config import parse_set
 
 
 def cmd_fetch(args: argparse.Namespace) -> None:
@@ -40,7 +39,7 @@ def cmd_loso(args: argparse.Namespace) -> None:
     import pandas as pd
 
     from . import loso
-    from .config import load_params
+    from .config import load_params, parse_set
 
     sets = parse_set(args.set) | ({"data_dir": args.data_dir} if args.data_dir else {})
     params = load_params(args.params, sets)
@@ -63,7 +62,7 @@ def session_set(pairs: list[str]) -> None:
     import json
     import os
 
-    from .config import SESSION_ENV, session_overrides
+    from .config import SESSION_ENV, parse_set, session_overrides
 
     before = json.loads(os.environ.get(SESSION_ENV) or "{}")
     os.environ[SESSION_ENV] = json.dumps({**before, **parse_set(pairs)})
@@ -188,7 +187,7 @@ def cmd_train_weights(args: argparse.Namespace) -> None:
 
     from . import data, loso, metrics, predict
     from ._io import atomic_write_json, check_writable, git_revision, hardware, torch_threads
-    from .config import load_params
+    from .config import load_params, parse_set
     from .models import load_weights
 
     params = load_params(args.params, parse_set(args.set))

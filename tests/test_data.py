@@ -90,6 +90,26 @@ def test_missing_and_corrupt_images(release_copy):
         data.load_flow_maps(s)
 
 
+def test_flow_maps_are_read_again_when_their_file_is_replaced(release_copy, flow_maps):
+    """`load_flow_maps` keeps each checked map for the process (every run of a sweep reads them): a caller's edits
+    never reach the kept maps, and a file replaced since is read and checked again, not served from memory."""
+    import cv2
+
+    s = data.load_samples(release_copy)
+    first = data.load_flow_maps(s)
+    first[:] = 0
+    np.testing.assert_array_equal(data.load_flow_maps(s), flow_maps)
+    flow = release_copy / release.FLOW_DIR / s["flow_path"].iloc[0].rsplit("/", 1)[1]
+    flow.unlink()  # a symlink into the shared release: replace it, never write through it
+    cv2.imwrite(str(flow), flow_maps[1])
+    again = data.load_flow_maps(s)
+    np.testing.assert_array_equal(again[0], flow_maps[1])
+    np.testing.assert_array_equal(again[1:], flow_maps[1:])
+    flow.write_bytes(b"not a png")
+    with pytest.raises(HTNetInputError, match="unreadable"):
+        data.load_flow_maps(s)
+
+
 def test_grayscale_flow_map_is_rejected(release_copy, flow_maps):
     """OpenCV's IMREAD_COLOR would expand a one-channel PNG to three equal channels; the loader refuses it."""
     import cv2

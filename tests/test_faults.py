@@ -608,41 +608,49 @@ def test_ctrl_c_during_loso_is_one_line_saying_where_and_status_130(tmp_path, sa
     assert rc == 0 and len(calls) == 2  # resumed: two folds trained, the first one kept
 
 
-@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
-def test_what_a_killed_loso_leaves_is_cleared_by_the_next_run(tmp_path, samples, capfd, sig):
+def test_what_a_killed_loso_leaves_is_cleared_by_the_next_run(tmp_path, samples, capfd):
     """After `loso` is killed (SIGKILL, or SIGTERM which exits with status 143) mid-run, the next run clears the lock
     and temporary files it left and finishes, leaving none: the folds finished before the kill are kept as they were,
-    and the results are those of a run never interrupted."""
+    and the results are those of a run never interrupted. (Both processes start together: their interpreters'
+    start-up is most of their time.)"""
     import signal
     import subprocess
     import sys
     import time
 
-    engine = {"engine": "batched", "fold_chunk": 1} if sig == "SIGKILL" else {}  # each engine saves fold by fold
-    yaml = params_file(tmp_path, folds=["s01", "s02", "s03", "s04"], epochs=3, **engine)
-    proc = subprocess.Popen([sys.executable, "-m", "htnet_lib", "loso", "--params", str(yaml)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while not list((tmp_path / "runs").glob("loso-*/folds/*.npz")) and time.time() < deadline:
+    started = {}
+    for sig in ("SIGKILL", "SIGTERM"):
+        root = tmp_path / sig
+        root.mkdir()
+        engine = {"engine": "batched", "fold_chunk": 1} if sig == "SIGKILL" else {}  # each engine saves fold by fold
+        yaml = params_file(root, folds=["s01", "s02", "s03", "s04"], epochs=3, **engine)
+        started[sig] = root, yaml, subprocess.Popen([sys.executable, "-m", "htnet_lib", "loso", "--params", str(yaml)],
+                                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiting, deadline = dict(started), time.time() + 300
+    while waiting and time.time() < deadline:
+        for sig, (root, _, proc) in list(waiting.items()):
+            if list((root / "runs").glob("loso-*/folds/*.npz")):
+                proc.send_signal(getattr(signal, sig))  # while a later fold trains
+                del waiting[sig]
         time.sleep(0.05)
-    proc.send_signal(getattr(signal, sig))  # while a later fold trains
-    _, err = proc.communicate(timeout=60)
-    run_dir = next(d for d in (tmp_path / "runs").glob("loso-*") if d.is_dir())
-    kept = {f: f.read_bytes() for f in sorted(run_dir.glob("folds/*.npz"))}
-    assert 1 <= len(kept) < 4, "the kill should land mid-run"
-    assert not (run_dir / "metrics.csv").exists()
-    if sig == "SIGKILL":
-        assert proc.returncode == -9 and (tmp_path / "runs" / (run_dir.name + ".lock")).exists()
-        (run_dir / ".predictions.csv.abc123.tmp").write_text("half a file")  # killed during the final write
-    else:
-        assert proc.returncode == 143 and "terminated" in err and "resumes" in err, err
-        assert leftovers(tmp_path / "runs") == []  # SIGTERM stops as Ctrl-C does: nothing left behind
-    rc, out, err = cli(capfd, "loso", "--params", yaml)
-    assert rc == 0 and leftovers(tmp_path / "runs") == [] and (run_dir / "metrics.csv").is_file()
-    assert len(list(run_dir.glob("folds/*.npz"))) == 4
-    assert all(f.read_bytes() == payload for f, payload in kept.items())  # not trained again
-    clean = loso.run_loso(config.load_params(yaml).replace(runs_dir=str(tmp_path / "clean")))
-    pd.testing.assert_frame_equal(loso.Run(run_dir).predictions(), clean.predictions())
+    for sig, (root, yaml, proc) in started.items():
+        _, err = proc.communicate(timeout=60)
+        run_dir = next(d for d in (root / "runs").glob("loso-*") if d.is_dir())
+        kept = {f: f.read_bytes() for f in sorted(run_dir.glob("folds/*.npz"))}
+        assert 1 <= len(kept) < 4, f"{sig}: the kill should land mid-run"
+        assert not (run_dir / "metrics.csv").exists()
+        if sig == "SIGKILL":
+            assert proc.returncode == -9 and (root / "runs" / (run_dir.name + ".lock")).exists()
+            (run_dir / ".predictions.csv.abc123.tmp").write_text("half a file")  # killed during the final write
+        else:
+            assert proc.returncode == 143 and "terminated" in err and "resumes" in err, err
+            assert leftovers(root / "runs") == []  # SIGTERM stops as Ctrl-C does: nothing left behind
+        rc, out, err = cli(capfd, "loso", "--params", yaml)
+        assert rc == 0 and leftovers(root / "runs") == [] and (run_dir / "metrics.csv").is_file()
+        assert len(list(run_dir.glob("folds/*.npz"))) == 4
+        assert all(f.read_bytes() == payload for f, payload in kept.items())  # not trained again
+        clean = loso.run_loso(config.load_params(yaml).replace(runs_dir=str(root / "clean")))
+        pd.testing.assert_frame_equal(loso.Run(run_dir).predictions(), clean.predictions())
 
 
 # ---------------------------------------------------------------- 12. settings that cost hours, caught first

@@ -37,10 +37,16 @@ def weights(tmp_path_factory):
     return tiny_weights(tmp_path_factory.mktemp("w"), "corrected")
 
 
-def run_cli(*args, env_extra=None):
-    env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "htnet_lib", "predict", *map(str, args)], capture_output=True,
-                          text=True, env=env)
+def start_cli(*args) -> subprocess.Popen:
+    """`python -m htnet_lib predict ARGS` started: a test starts its processes together, as their interpreters' start-up
+    is most of their time."""
+    return subprocess.Popen([sys.executable, "-m", "htnet_lib", "predict", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+
+
+def finished(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+    out, err = proc.communicate(timeout=600)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def test_flow_map_prediction_equals_the_models_own(any_weights, samples, flow_maps):
@@ -62,11 +68,6 @@ def test_cli_writes_json_and_frames_go_end_to_end(weights, samples, tmp_path):
     path, _ = weights
     row = ROWS[2]
     out = tmp_path / "p.json"
-    r = run_cli("--flow-map", samples["flow_path"].iloc[row], "--face", samples["face_path"].iloc[row],
-                "--weights", path, "--json", out)
-    assert r.returncode == 0, r.stderr
-    result = json.loads(out.read_text())
-    assert abs(sum(result["probabilities"].values()) - 1) < 1e-5 and "prediction:" in r.stdout
     # frames: the release's apex face pasted on a grey frame, the apex frame moved by a pixel at the mouth
     face = cv2.imread(samples["face_path"].iloc[row])
     onset = np.full((320, 320, 3), 120, np.uint8)
@@ -75,7 +76,15 @@ def test_cli_writes_json_and_frames_go_end_to_end(weights, samples, tmp_path):
     apex[190:230, 100:220] = onset[190:230, 101:221]
     cv2.imwrite(str(tmp_path / "onset.png"), onset)
     cv2.imwrite(str(tmp_path / "apex.png"), apex)
-    r = run_cli("--onset", tmp_path / "onset.png", "--apex", tmp_path / "apex.png", "--weights", path, "--print-json")
+    from_map = start_cli("--flow-map", samples["flow_path"].iloc[row], "--face", samples["face_path"].iloc[row],
+                         "--weights", path, "--json", out)
+    from_frames = start_cli("--onset", tmp_path / "onset.png", "--apex", tmp_path / "apex.png", "--weights", path,
+                            "--print-json")
+    r = finished(from_map)
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    assert abs(sum(result["probabilities"].values()) - 1) < 1e-5 and "prediction:" in r.stdout
+    r = finished(from_frames)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout[r.stdout.index("{"):])["input"]["flow"] == "tvl1"
 
@@ -99,13 +108,13 @@ def test_bad_inputs_are_one_clear_error(weights, samples, tmp_path, capsys):
         (["--flow-map", tmp_path / "blank.png", "--face", samples["face_path"].iloc[0]], "shape"),
         (["--onset", tmp_path / "blank.png"], "--apex"),
     ]
-    for i, (args, message) in enumerate(cases):
-        if i == 0:
-            r = run_cli(*args, "--weights", path)
-            code, stderr = r.returncode, r.stderr
-        else:
-            code = main(["predict", *map(str, args), "--weights", str(path)])
-            stderr = capsys.readouterr().err
+    first = start_cli(*cases[0][0], "--weights", path)  # runs while the others run in this process
+    seen = []
+    for args, message in cases[1:]:
+        code = main(["predict", *map(str, args), "--weights", str(path)])
+        seen.append((args, message, code, capsys.readouterr().err))
+    r = finished(first)
+    for args, message, code, stderr in [(*cases[0], r.returncode, r.stderr), *seen]:
         assert code == 2, (args, stderr)
         assert stderr.startswith("error: ") and len(stderr.strip().splitlines()) == 1, stderr
         assert re.search(message, stderr), (message, stderr)

@@ -139,8 +139,9 @@ class Folds:
         return out
 
     def _setup(self, models: list[nn.Module], plans: Sequence[FoldPlan], params: Params, device: torch.device):
+        # the models are fresh and held by nothing else: changed in place, not copied
         self.cfg, self.count, self.training = params.model, len(plans), True
-        self.net = foldwise.foldwise(models[0])
+        self.net = foldwise.foldwise(models[0], in_place=True)
         sites = foldwise.dropout_sites(self.net, geometry(params.model).shape)
         self.streams = foldwise.DropoutStreams(sites, [p.seed for p in plans], device)
 
@@ -183,9 +184,9 @@ class StackedModels(Folds):
             raise ValueError(f"folds in one batched chunk need equal batches per epoch, got {sorted(n_batches)}")
         models = [init_model(params.model, p.seed).to(device) for p in plans]
         self._setup(models, plans, params, device)
-        # `_setup` copied models[0]; the fresh models serve only to be stacked
+        # stacking copies the weights: the models (the first is `self.net`) then only lend their structure
         self.weights, self.buffers = stack_module_state([foldwise.foldwise(m, in_place=True) for m in models])
-        self.base = foldwise.foldwise(self.net, unfold_convs=True).to("meta")
+        self.base = foldwise.foldwise(self.net, unfold_convs=True, in_place=True).to("meta")
         self.net = self.base
 
         def one(p, b, x, m, masks):
