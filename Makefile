@@ -34,10 +34,13 @@ run: reproduce
 reproduce: setup
 	$(PY) -m htnet_lib reproduce --params $(PARAMS)
 
-# Pyflakes rules, then the unit tests and every notebook under nbval with its smoke defaults.
+# Pyflakes rules, then the unit tests and every notebook under nbval with its smoke defaults, on TEST_WORKERS
+# pytest-xdist workers (the notebooks in order on one of them). OMP_WAIT_POLICY=PASSIVE: a worker's idle torch
+# threads sleep instead of spinning on the cores the other worker trains on (spinning made two workers slower than one).
+TEST_WORKERS ?= 2
 test: setup
 	$(PY) -m ruff check --select F htnet_lib tests notebooks
-	HTNET_REQUIRE_DATA=1 HTNET_REQUIRE_RAY=1 $(PY) -m pytest -q
+	OMP_WAIT_POLICY=PASSIVE HTNET_REQUIRE_DATA=1 HTNET_REQUIRE_RAY=1 $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 loso: setup
 	$(PY) -m htnet_lib loso --params params/$(PARAMS)/loso.yaml

@@ -41,3 +41,12 @@ def pytest_runtest_teardown(item):
 def pytest_sessionfinish(session):
     if "dir" in NOTEBOOK_RUNS:
         shutil.rmtree(NOTEBOOK_RUNS.pop("dir"), ignore_errors=True)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the groups
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (`-n 2 --dist loadgroup`) the notebooks run in order on one worker: a later notebook reads
+    what an earlier one wrote."""
+    for item in items:
+        if item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.xdist_group("notebooks"))
