@@ -229,9 +229,10 @@ _MAPS: dict[tuple, np.ndarray] = {}  # `_stat_key` -> a checked flow map, for `l
 def _flow_map(path: str) -> np.ndarray:
     """One flow map, read and checked again only when its file changed (each `run_many` reads the maps, and a
     sweep or a test session runs many)."""
-    if not os.path.isfile(path):
-        return read_image(path, "flow_path", release.FLOW_SHAPE)  # the missing-file error
-    key = _stat_key(Path(path))
+    try:
+        key = _stat_key(Path(path))
+    except OSError:
+        return read_image(path, "flow_path", release.FLOW_SHAPE)  # its missing-file error
     if key not in _MAPS:
         if len(_MAPS) >= 200_000:  # 2.3 KB each: a bound for very large databases
             _MAPS.clear()

@@ -2,7 +2,6 @@
 inputs; frames go end to end; a missing face, frames of different sizes and unreadable files are one clear error and
 a non-zero exit."""
 import json
-import os
 import re
 import subprocess
 import sys
@@ -41,7 +40,7 @@ def start_cli(*args) -> subprocess.Popen:
     """`python -m htnet_lib predict ARGS` started: a test starts its processes together, as their interpreters' start-up
     is most of their time."""
     return subprocess.Popen([sys.executable, "-m", "htnet_lib", "predict", *map(str, args)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+                            stderr=subprocess.PIPE, text=True)
 
 
 def finished(proc: subprocess.Popen) -> subprocess.CompletedProcess:

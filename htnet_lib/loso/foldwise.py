@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .._io import HTNetInputError
+from ..models.registry import forward_on_meta
 
 _NOW = threading.local()
 
@@ -182,18 +183,11 @@ def foldwise(model: nn.Module, unfold_convs: bool = False, in_place: bool = Fals
 
 def dropout_sites(model: nn.Module, shape: tuple[int, ...]) -> list[tuple[float, tuple[int, ...]]]:
     """(p, per-sample shape) of every dropout call a training forward of a `foldwise` network makes, in order (one
-    forward on meta-device stand-ins for its tensors, the model itself untouched; none when it drops nothing)."""
+    `forward_on_meta`: the model left as it was; none when it drops nothing)."""
     if not any(isinstance(m, FoldDropout) and m.p > 0 for m in model.modules()):
         return []  # the forward would record nothing: HTNet at its paper settings
-    state = {k: torch.empty_like(v, device="meta") for k, v in [*model.named_parameters(), *model.named_buffers()]}
-    modes = [(m, m.training) for m in model.modules()]
-    model.train()
-    try:
-        with torch.no_grad(), step(None, None) as now:
-            torch.func.functional_call(model, state, (torch.zeros(2, *shape, device="meta"),))
-    finally:
-        for m, training in modes:
-            m.training = training
+    with torch.no_grad(), step(None, None) as now:
+        forward_on_meta(model, shape, batch=2, train=True)
     return now.sites
 
 

@@ -11,7 +11,7 @@ from torch import nn
 
 from .._io import HTNetInputError
 from .htnet import HTNet, HTNetConfig, stage_names
-from .registry import ModelConfig, build_on_meta, geometry
+from .registry import ModelConfig, build_on_meta, forward_on_meta, geometry
 
 __all__ = ["count_parameters", "parameter_count", "count_flops", "flops_per_sample", "flops_by_level", "stage_costs"]
 
@@ -33,9 +33,8 @@ def count_flops(model: nn.Module, input_shape: Sequence[int] | None = None, trai
     (``'HTNet.stages.0.hierarchy'``; ``'Global'`` is the total): backward ops count for the module that ran them.
 
     ``input_shape`` is one sample's ``(channels, H, W)``, by default what the network's registry entry reads
-    (`registry.InputGeometry`). The model runs through
-    ``functional_call`` on meta-device stand-ins for its parameters and buffers: no memory, no time, and the model's
-    own tensors are left untouched (it may itself live on the meta device).
+    (`registry.InputGeometry`). The model runs through `registry.forward_on_meta`: no memory, no time, the model
+    left as it was.
     """
     from torch.utils.flop_counter import FlopCounterMode
     if input_shape is None:
@@ -43,18 +42,10 @@ def count_flops(model: nn.Module, input_shape: Sequence[int] | None = None, trai
         if not isinstance(cfg, ModelConfig):
             raise HTNetInputError(None, "input_shape", f"needed for a {type(model).__name__} without a cfg")
         input_shape = geometry(cfg).shape
-    state = {k: torch.empty_like(v, device="meta").requires_grad_(v.requires_grad)
-             for k, v in [*model.named_parameters(), *model.named_buffers()]}
-    was_training = model.training
-    model.train(train)
-    try:
-        x = torch.zeros(1, *input_shape, device="meta")
-        with FlopCounterMode(display=False) as counter:
-            out = torch.func.functional_call(model, state, (x,))
-            if train:
-                out.sum().backward()
-    finally:
-        model.train(was_training)
+    with FlopCounterMode(display=False) as counter:
+        out = forward_on_meta(model, tuple(input_shape), train=train)
+        if train:
+            out.sum().backward()
     if by_module:
         return {k: int(sum(v.values())) for k, v in counter.get_flop_counts().items()}
     return int(counter.get_total_flops())

@@ -176,6 +176,21 @@ def build_on_meta(cfg: ModelConfig) -> nn.Module:
         return build(cfg)
 
 
+def forward_on_meta(model: nn.Module, shape: tuple[int, ...], batch: int = 1, train: bool = True) -> torch.Tensor:
+    """`model`'s forward (train or eval mode) on a zero batch of `batch` samples of `shape`, through `functional_call`
+    on meta-device stand-ins for its parameters and buffers: no memory, no time. The model's own tensors and each
+    module's mode are left as they were (the model may itself live on the meta device)."""
+    state = {k: torch.empty_like(v, device="meta").requires_grad_(v.requires_grad)
+             for k, v in [*model.named_parameters(), *model.named_buffers()]}
+    modes = [(m, m.training) for m in model.modules()]
+    model.train(train)
+    try:
+        return torch.func.functional_call(model, state, (torch.zeros(batch, *shape, device="meta"),))
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
 def geometry(cfg: ModelConfig) -> InputGeometry:
     """What the network of `cfg` reads."""
     return network(cfg.arch).geometry(cfg)
